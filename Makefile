@@ -1,0 +1,29 @@
+# Named entry points for the jobs a person runs. See README.md.
+.PHONY: help bootstrap demo demo-down test lint unit scenarios bench
+
+help:  ## List the entry points
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+bootstrap:  ## Create .venv with the pinned toolchain
+	scripts/bootstrap.sh
+
+demo:  ## Deploy the example institution into a local container and print its URL
+	tests/demo/run.sh
+
+demo-down:  ## Remove the demo container
+	tests/demo/run.sh --down
+
+test:  ## Everything CI runs: lint, unit tests, all container scenarios
+	tests/run-all.sh
+
+lint: bootstrap  ## ruff, mypy, yamllint, ansible-lint
+	tests/lint.sh
+
+unit: bootstrap  ## Unit and CLI tests only (seconds)
+	.venv/bin/pytest -q
+
+scenarios: bootstrap  ## Container scenarios only (molecule)
+	tests/testbed/run-scenarios.sh
+
+bench: bootstrap  ## Benchmarks; each prints JSON
+	@for b in tests/benchmarks/*.py; do .venv/bin/python "$$b"; done
