@@ -1,0 +1,878 @@
+"""The questionnaire: ONE schema from which prompts, answers-file keys, validation errors and
+docs/answers-reference.md all come.
+
+Answers are handled as a flat mapping keyed by dotted field names (``domains.local``); the
+answers file nests them (``domains: {local: ...}``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instance_cli.errors import InstanceCliError, ValidationError
+
+MAX_ANSWERS_BYTES = 1_000_000
+MAX_RULES = 10
+MAX_RULE_TEXT = 300  # Mastodon rejects longer rule texts
+MAX_RULE_HINT = 1000  # our own sanity limit
+MIN_MODERATORS = 2  # Mastodon Server Covenant: more than one moderator
+
+Answers = dict[str, Any]
+
+
+class BadValue(ValueError):
+    """Raised by a type check; the message is what was expected."""
+
+
+def show(value: Any) -> str:
+    """A short, safe rendering of a bad value for an error message."""
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        text = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+        suffix = f" ({len(value)} characters)" if len(value) > 60 else ""
+        return f'"{text}"{suffix}'
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)[:40]
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, dict):
+        return f"a mapping with {len(value)} key{'s' if len(value) != 1 else ''}"
+    return f"a value of type {type(value).__name__}"
+
+
+def keyname(name: str) -> str:
+    """A key as it appears in messages: printable, at most 60 characters."""
+    text = name.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- value types -------------------------------------------------------------------------
+
+
+class Type:
+    """A value type: validates a YAML value, parses interactive text, describes itself."""
+
+    expected = "a value"
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def from_text(self, text: str) -> Any:
+        return self.check(text.strip())
+
+    def to_text(self, value: Any) -> str:
+        return "" if value is None else str(value)
+
+    def describe(self) -> str:
+        return self.expected
+
+
+class Text(Type):
+    def __init__(
+        self,
+        expected: str = "text",
+        *,
+        min_len: int = 1,
+        max_len: int = 200,
+        pattern: str | None = None,
+        predicate: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.expected = expected
+        self.min_len = min_len
+        self.max_len = max_len
+        self.regex = re.compile(pattern) if pattern else None
+        self.predicate = predicate
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise BadValue(self.expected)
+        if value and (value != value.strip() or "\n" in value or "\r" in value):
+            raise BadValue(f"{self.expected} (one line, no surrounding spaces)")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise BadValue(f"{self.expected} without control characters")
+        if len(value) < self.min_len:
+            raise BadValue(self.expected if self.min_len > 1 else f"{self.expected} (not empty)")
+        if len(value) > self.max_len:
+            raise BadValue(f"{self.expected} of at most {self.max_len} characters")
+        if value and self.regex and not self.regex.fullmatch(value):
+            raise BadValue(self.expected)
+        if value and self.predicate and not self.predicate(value):
+            raise BadValue(self.expected)
+        return value
+
+
+class Int(Type):
+    def __init__(self, lo: int, hi: int, what: str = "a whole number") -> None:
+        self.lo, self.hi = lo, hi
+        self.expected = f"{what} from {lo} to {hi}"
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadValue(self.expected)
+        if not self.lo <= value <= self.hi:
+            raise BadValue(self.expected)
+        return value
+
+    def from_text(self, text: str) -> Any:
+        text = text.strip()
+        if not re.fullmatch(r"[0-9]{1,9}", text):
+            raise BadValue(self.expected)
+        return self.check(int(text))
+
+
+class OptionalInt(Int):
+    """An integer or empty (null): empty means "use the value derived from the sizing tier"."""
+
+    def __init__(self, lo: int, hi: int, what: str) -> None:
+        super().__init__(lo, hi, what)
+        self.expected = f"{what} from {lo} to {hi}, or empty for the tier's default"
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return super().check(value)
+
+    def from_text(self, text: str) -> Any:
+        return None if not text.strip() else super().from_text(text)
+
+
+class Choice(Type):
+    def __init__(self, *options: str) -> None:
+        self.options = options
+        self.expected = "one of " + ", ".join(options)
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, str) or value not in self.options:
+            raise BadValue(self.expected)
+        return value
+
+
+class ListOf(Type):
+    """A list of scalars; interactively a comma-separated line."""
+
+    def __init__(self, item: Type, *, min_items: int = 0, max_items: int = 50) -> None:
+        self.item = item
+        self.min_items, self.max_items = min_items, max_items
+        bounds = f"at least {min_items}, " if min_items else ""
+        self.expected = f"a list ({bounds}at most {max_items}) of {item.expected}"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise BadValue(self.expected)
+        if not self.min_items <= len(value) <= self.max_items:
+            raise BadValue(self.expected)
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(self.item.check(v))
+            except BadValue as exc:
+                raise BadValue(f"item {i + 1} to be {exc}") from None
+        if len(set(map(str, out))) != len(out):
+            raise BadValue(f"{self.expected}, without duplicates")
+        return out
+
+    def from_text(self, text: str) -> Any:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return self.check(parts)
+
+    def to_text(self, value: Any) -> str:
+        return ", ".join(str(v) for v in value or [])
+
+
+@dataclass(frozen=True)
+class Sub:
+    """A field of a record inside a list (e.g. a moderator's email)."""
+
+    name: str
+    type: Type
+    help: str
+    required: bool = True
+    default: Any = ""
+
+
+class Records(Type):
+    """A list of small mappings (moderators, rules, admin users)."""
+
+    def __init__(self, subs: Sequence[Sub], *, min_items: int, max_items: int, what: str) -> None:
+        self.subs = tuple(subs)
+        self.min_items, self.max_items = min_items, max_items
+        keys = ", ".join(s.name for s in subs)
+        self.expected = f"a list of {min_items} to {max_items} {what} (each with {keys})"
+
+    def check(self, value: Any) -> Any:
+        # Item-level problems are collected by validate_records(); this only checks the shape.
+        if not isinstance(value, list) or not self.min_items <= len(value) <= self.max_items:
+            raise BadValue(self.expected)
+        return value
+
+
+# --- predicates ---------------------------------------------------------------------------
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def is_domain(value: str) -> bool:
+    """A lower-case DNS name with at least two labels and an alphabetic top-level label."""
+    if len(value) > 253 or value != value.lower():
+        return False
+    labels = value.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    return bool(re.fullmatch(r"[a-z][a-z0-9-]*", labels[-1]))
+
+
+def is_email(value: str) -> bool:
+    if value.count("@") != 1 or len(value) > 254:
+        return False
+    local, domain = value.split("@")
+    return bool(re.fullmatch(r"[A-Za-z0-9._%+-]{1,64}", local)) and is_domain(domain)
+
+
+def is_host_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return is_domain(value) or bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value))
+    return True
+
+
+def is_from_address(value: str) -> bool:
+    match = re.fullmatch(r"([^<>\"]{1,100}) <([^<>]+)>", value)
+    if match:
+        return is_email(match.group(2))
+    return is_email(value)
+
+
+_RESTIC_PREFIXES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:")
+
+
+def is_restic_repository(value: str) -> bool:
+    if value.startswith("/"):
+        return bool(re.fullmatch(r"/[A-Za-z0-9._/-]+", value))
+    return value.startswith(_RESTIC_PREFIXES) and len(value) > 8 and " " not in value
+
+
+_SSH_KEY = re.compile(
+    r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com) AAAA[A-Za-z0-9+/]+={0,3}( [^\n]{0,200})?"
+)
+
+_ISO_639_1_CODES = """
+    aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu
+    cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho
+    hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv
+    kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr
+    nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq
+    sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh
+    yi yo za zh zu"""
+ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
+
+DOMAIN = Text("a DNS domain like social.example.edu", max_len=253, predicate=is_domain)
+OPT_DOMAIN = Text(
+    "a DNS domain like social.example.edu, or empty", min_len=0, max_len=253, predicate=is_domain
+)
+EMAIL = Text("an email address like it@example.edu", max_len=254, predicate=is_email)
+USERNAME = Text(
+    "a Mastodon username (letters, digits, underscore; at most 30)",
+    max_len=30,
+    pattern=r"[A-Za-z0-9_]{1,30}",
+)
+SLUG = Text(
+    "a short name of lower-case letters, digits and dashes, starting with a letter (2-30)",
+    min_len=2,
+    max_len=30,
+    pattern=r"[a-z][a-z0-9-]{0,28}[a-z0-9]",
+)
+LANGUAGE = Text("an ISO 639-1 language code like en", max_len=2, predicate=ISO_639_1.__contains__)
+SSH_KEY = Text(
+    "an OpenSSH public key line like 'ssh-ed25519 AAAA... comment'",
+    max_len=16000,
+    pattern=_SSH_KEY.pattern,
+)
+UNIX_USER = Text(
+    "a Unix user name (lower-case letters, digits, _ and -, at most 32)",
+    max_len=32,
+    pattern=r"[a-z_][a-z0-9_-]{0,31}",
+)
+
+
+def slugify(text: str) -> str:
+    """Derive a slug from a short name: 'Example U.' -> 'example-u'."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = re.sub(r"^[^a-z]+", "", slug)[:30].strip("-")
+    return slug if len(slug) >= 2 else "institution"
+
+
+# --- the schema ---------------------------------------------------------------------------
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: Type
+    help: str
+    default: Any = REQUIRED  # a value, REQUIRED, or a callable of the answers so far
+    ask_if: Callable[[Answers], bool] | None = None
+    default_doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def default_for(self, answers: Answers) -> Any:
+        if callable(self.default):
+            return self.default(answers)
+        if isinstance(self.default, list):
+            return [dict(x) if isinstance(x, dict) else x for x in self.default]
+        return self.default
+
+
+BASELINE_RULES: tuple[dict[str, str], ...] = (
+    {
+        "text": "Treat everyone with respect and assume good intent.",
+        "hint": "Disagree with ideas, not people. No harassment, slurs or personal attacks.",
+    },
+    {
+        "text": "No discrimination, hate speech or incitement to violence.",
+        "hint": "Including on grounds of origin, gender, sexuality, disability, religion or age.",
+    },
+    {
+        "text": "Respect privacy: do not share other people's personal data without consent.",
+        "hint": "This includes photos, addresses, grades and private messages.",
+    },
+    {
+        "text": "Use content warnings for sensitive topics and describe your images.",
+        "hint": "Alt text helps people using screen readers; content warnings let others choose.",
+    },
+    {
+        "text": "No spam, advertising or automated posting without the moderators' agreement.",
+        "hint": "",
+    },
+    {
+        "text": "Follow the law and the institution's codes of conduct.",
+        "hint": "Academic integrity applies here too: no sharing of exam answers.",
+    },
+)
+
+RULE_SUBS = (
+    Sub("text", Text("a rule of 1 to 300 characters", max_len=MAX_RULE_TEXT), "The rule itself"),
+    Sub(
+        "hint",
+        Text(
+            "an optional explanation of at most 1000 characters", min_len=0, max_len=MAX_RULE_HINT
+        ),
+        "Optional longer explanation shown under the rule",
+        required=False,
+    ),
+)
+MODERATOR_SUBS = (
+    Sub("username", USERNAME, "Mastodon username of the moderator"),
+    Sub("email", EMAIL, "Their institutional email address"),
+    Sub("role", Choice("Moderator", "Admin"), "Mastodon role", required=False, default="Moderator"),
+)
+ADMIN_SUBS = (
+    Sub("name", UNIX_USER, "Unix login of the system administrator"),
+    Sub(
+        "ssh_keys",
+        ListOf(SSH_KEY, min_items=1, max_items=10),
+        "Their SSH public keys (one or more)",
+    ),
+)
+
+
+def _sso(mode: str) -> Callable[[Answers], bool]:
+    return lambda a: a.get("sso.mode") == mode
+
+
+SCHEMA: tuple[Field, ...] = (
+    Field("institution.name", Text("the institution's full name", max_len=120),
+          "Full name of the institution, e.g. Example University"),
+    Field("institution.short_name", Text("a short name of at most 40 characters", max_len=40),
+          "Short name used in titles, e.g. Example"),
+    Field("institution.slug", SLUG,
+          "Directory name under inventories/ (derived from the short name)",
+          default=lambda a: slugify(str(a.get("institution.short_name", ""))),
+          default_doc="derived from institution.short_name"),
+    Field("domains.local", DOMAIN,
+          "Domain in user handles (@alice@DOMAIN); it can never change later"),
+    Field("domains.web", OPT_DOMAIN,
+          "Domain serving the web interface, if different (e.g. social.example.edu); empty = same",
+          default=""),
+    Field("admin.name", Text("a contact name", max_len=120),
+          "Name of the team or person running the server"),
+    Field("admin.email", EMAIL, "Contact email shown on the server and used for certificates"),
+    Field("owner.username", USERNAME, "Username of the Owner account created on install",
+          default="admin"),
+    Field("users.expected", Int(1, 100_000, "a number of users"),
+          "How many people you expect to sign up (sets the sizing tier)"),
+    Field("registrations.mode", Choice("open", "approval", "closed"),
+          "Who can sign up: open, approval (moderators approve), closed (invites only)",
+          default="approval"),
+    Field("registrations.email_domains", ListOf(DOMAIN, max_items=50),
+          "Email domains allowed to sign up (comma-separated); empty = anyone",
+          default=lambda a: [a["domains.local"]] if "domains.local" in a else [],
+          default_doc="[domains.local]"),
+    Field("languages", ListOf(LANGUAGE, min_items=1, max_items=20),
+          "Languages of the community, ISO 639-1 codes, first is the default", default=["en"]),
+    Field("federation.mode", Choice("open", "allowlist"),
+          "open: talk to any server; allowlist: only servers you approve (limited federation)",
+          default="open"),
+    Field("moderators", Records(MODERATOR_SUBS, min_items=MIN_MODERATORS, max_items=50,
+                                what="moderators"),
+          "Moderators and admins besides the owner (at least 2, per the Server Covenant)"),
+    Field("privacy.dpo_name", Text("a name", max_len=120),
+          "Data protection officer (name or office) for the privacy policy"),
+    Field("privacy.dpo_email", EMAIL, "Data protection officer's email"),
+    Field("privacy.jurisdiction", Text("a country or region", max_len=80),
+          "Jurisdiction whose data-protection law applies, e.g. Germany"),
+    Field("privacy.supervisory_authority", Text("an authority's name", max_len=200),
+          "Data-protection supervisory authority people may complain to"),
+    Field("privacy.supervisory_authority_url",
+          Text("an https:// address, or empty", min_len=0, max_len=300,
+               pattern=r"https://[^\s]{3,}"),
+          "Web address of that authority", default=""),
+    Field("retention.ip_days", Int(1, 365, "a number of days"),
+          "Days to keep IP addresses (upstream default is 365)", default=7),
+    Field("retention.session_days", Int(1, 365, "a number of days"),
+          "Days to keep inactive login sessions (upstream default is 365)", default=30),
+    Field("retention.media_cache_days", OptionalInt(1, 365, "a number of days"),
+          "Days to cache media from other servers; empty = the sizing tier's value", default=None),
+    Field("backup.repository",
+          Text("a restic repository like sftp:user@host:/path, s3:..., rest:... or /path",
+               max_len=300, predicate=is_restic_repository),
+          "Where backups go (restic repository URL)"),
+    Field("backup.retention_days", Int(1, 3650, "a number of days"),
+          "Days to keep backups (stated in the privacy policy)", default=30),
+    Field("smtp.host", DOMAIN, "SMTP relay host for outgoing mail"),
+    Field("smtp.port", Int(1, 65535, "a TCP port"), "SMTP relay port", default=587),
+    Field("smtp.login", Text("a login name, or empty", min_len=0, max_len=200),
+          "SMTP login (empty if the relay needs none; the password is asked separately)",
+          default=""),
+    Field("smtp.from_address",
+          Text("an address like 'Name <notifications@example.edu>'", max_len=254,
+               predicate=is_from_address),
+          "Sender address of notification emails",
+          default=lambda a: f"{a.get('institution.short_name', 'Mastodon')} Social "
+          f"<notifications@{a.get('domains.local', 'example.edu')}>",
+          default_doc="'<short name> Social <notifications@domains.local>'"),
+    Field("sso.mode", Choice("none", "oidc", "saml"),
+          "Single sign-on: none, oidc or saml", default="none"),
+    Field("sso.oidc.display_name", Text("a button label, or empty", min_len=0, max_len=60),
+          "Label of the sign-in button", default="", ask_if=_sso("oidc")),
+    Field("sso.oidc.issuer",
+          Text("an https:// issuer URL, or empty", min_len=0, max_len=300,
+               pattern=r"https://[^\s]{3,}"),
+          "OIDC issuer URL (required for oidc)", default="", ask_if=_sso("oidc")),
+    Field("sso.oidc.client_id", Text("a client id, or empty", min_len=0, max_len=200),
+          "OIDC client id (required for oidc; the secret is asked separately)", default="",
+          ask_if=_sso("oidc")),
+    Field("sso.saml.idp_sso_url",
+          Text("an https:// URL, or empty", min_len=0, max_len=300, pattern=r"https://[^\s]{3,}"),
+          "SAML IdP single sign-on URL (required for saml)", default="", ask_if=_sso("saml")),
+    Field("sso.saml.cert_fingerprint",
+          Text("a SHA-1/SHA-256 fingerprint like AB:CD:..., or empty", min_len=0, max_len=100,
+               pattern=r"([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}|([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}"),
+          "SAML IdP certificate fingerprint (required for saml)", default="",
+          ask_if=_sso("saml")),
+    Field("rules", Records(RULE_SUBS, min_items=1, max_items=MAX_RULES, what="rules"),
+          "Server rules; start from the cooperative's baseline and edit, add or remove",
+          default=[dict(r) for r in BASELINE_RULES], default_doc="the cooperative baseline"),
+    Field("admins", Records(ADMIN_SUBS, min_items=1, max_items=20, what="admin users"),
+          "System administrators with SSH access to the server"),
+    Field("host.address", Text("an IP address or DNS name", max_len=253,
+                               predicate=is_host_address),
+          "Address Ansible connects to"),
+    Field("host.name", SLUG, "Inventory name of the server",
+          default=lambda a: f"{a.get('institution.slug', 'instance')}-1"[:30],
+          default_doc="<slug>-1"),
+    Field("host.timezone",
+          Text("a time zone like Etc/UTC or Europe/Berlin", max_len=60,
+               pattern=r"[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}"),
+          "Server time zone", default="Etc/UTC"),
+    Field("mastodon.version",
+          Text("a Mastodon release tag like v4.5.2", max_len=20,
+               pattern=r"v[0-9]+\.[0-9]+\.[0-9]+"),
+          "Mastodon release to install", default="v4.5.2"),
+)  # fmt: skip
+
+FIELDS: dict[str, Field] = {f.name: f for f in SCHEMA}
+GROUPS: frozenset[str] = frozenset(
+    ".".join(f.name.split(".")[:i]) for f in SCHEMA for i in range(1, f.name.count(".") + 1)
+)
+
+# Secrets are never part of the answers file; they come from the environment or a hidden
+# prompt and go straight into the vault.
+SECRET_ENV = {
+    "smtp.password": "INSTANCE_CLI_SMTP_PASSWORD",
+    "sso.oidc.client_secret": "INSTANCE_CLI_OIDC_CLIENT_SECRET",
+}
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def flatten(raw: Mapping[Any, Any], problems: list[str], prefix: str = "") -> Answers:
+    """Nested answers mapping -> flat dotted mapping; unknown keys become problems."""
+    flat: Answers = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if not isinstance(key, str):
+            problems.append(f"{keyname(str(name))}: unknown key (keys must be text)")
+            continue
+        if name in FIELDS:
+            flat[name] = value
+        elif name in GROUPS:
+            if isinstance(value, dict):
+                flat.update(flatten(value, problems, prefix=f"{name}."))
+            else:
+                subkeys = sorted(
+                    {
+                        f.name[len(name) + 1 :].split(".")[0]
+                        for f in SCHEMA
+                        if f.name.startswith(name + ".")
+                    }
+                )
+                problems.append(
+                    f"{name}: expected a mapping with keys {', '.join(subkeys)}, got {show(value)}"
+                )
+        else:
+            if name in SECRET_ENV:
+                problems.append(
+                    f"{name}: secrets do not belong in answers files; "
+                    f"set {SECRET_ENV[name]} in the environment instead"
+                )
+                continue
+            close = difflib.get_close_matches(name, [*FIELDS, *GROUPS], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{keyname(name)}: unknown key{hint}")
+    return flat
+
+
+def validate_records(
+    name: str, rtype: Records, value: list[Any], problems: list[str]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        where = f"{name}[{i + 1}]"
+        if not isinstance(item, dict):
+            keys = ", ".join(s.name for s in rtype.subs)
+            problems.append(f"{where}: expected a mapping with keys {keys}, got {show(item)}")
+            continue
+        known = {s.name for s in rtype.subs}
+        for k in item:
+            if k not in known:
+                problems.append(
+                    f"{where}.{keyname(str(k))}: unknown key (expected {', '.join(sorted(known))})"
+                )
+        rec: dict[str, Any] = {}
+        for sub in rtype.subs:
+            if sub.name not in item:
+                if sub.required:
+                    problems.append(f"{where}.{sub.name}: missing, expected {sub.type.expected}")
+                else:
+                    rec[sub.name] = sub.default
+                continue
+            try:
+                rec[sub.name] = sub.type.check(item[sub.name])
+            except BadValue as exc:
+                problems.append(f"{where}.{sub.name}: expected {exc}, got {show(item[sub.name])}")
+        out.append(rec)
+    return out
+
+
+def check_field(f: Field, value: Any, problems: list[str]) -> Any:
+    try:
+        checked = f.type.check(value)
+    except BadValue as exc:
+        problems.append(f"{f.name}: expected {exc}, got {show(value)}")
+        return None
+    if isinstance(f.type, Records):
+        checked = validate_records(f.name, f.type, checked, problems)
+    return checked
+
+
+def cross_checks(a: Answers, problems: list[str]) -> None:
+    """Rules between fields. Only runs on values that passed their own check."""
+    if a.get("domains.web") and a.get("domains.web") == a.get("domains.local"):
+        problems.append("domains.web: leave empty when it equals domains.local")
+    mods = a.get("moderators") or []
+    names = [str(m.get("username", "")).lower() for m in mods]
+    if len(set(names)) != len(names):
+        problems.append("moderators: expected distinct usernames, got a duplicate")
+    owner = str(a.get("owner.username", "")).lower()
+    if owner and owner in names:
+        problems.append(
+            f"moderators: expected people other than the owner, got owner.username {owner}"
+        )
+    admins = [str(x.get("name", "")) for x in a.get("admins") or []]
+    if len(set(admins)) != len(admins):
+        problems.append("admins: expected distinct names, got a duplicate")
+    mode = a.get("sso.mode")
+    if mode == "oidc":
+        for key in ("sso.oidc.issuer", "sso.oidc.client_id", "sso.oidc.display_name"):
+            if not a.get(key):
+                problems.append(f"{key}: required when sso.mode is oidc")
+    if mode == "saml":
+        for key in ("sso.saml.idp_sso_url", "sso.saml.cert_fingerprint"):
+            if not a.get(key):
+                problems.append(f"{key}: required when sso.mode is saml")
+
+
+def validate(raw: Any) -> Answers:
+    """Validate a parsed answers document; raise ValidationError listing EVERY problem."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ValidationError([f"expected a mapping of answers at the top level, got {show(raw)}"])
+    given = flatten(raw, problems)
+    answers: Answers = {}
+    for f in SCHEMA:
+        if f.name in given:
+            value = check_field(f, given[f.name], problems)
+            if value is not None or not f.required:
+                answers[f.name] = value
+        elif f.required:
+            problems.append(f"{f.name}: missing, expected {f.type.expected}")
+        else:
+            answers[f.name] = f.default_for(answers)
+    if not problems:
+        cross_checks(answers, problems)
+    if problems:
+        raise ValidationError(problems)
+    return answers
+
+
+def load_answers_file(path: Path) -> Answers:
+    """Read, parse and validate an answers file; every failure is an InstanceCliError."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_ANSWERS_BYTES:
+            raise ValidationError(
+                [f"file is {size} bytes; expected at most {MAX_ANSWERS_BYTES}"], source=path.name
+            )
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(["expected UTF-8 text"], source=path.name) from None
+    except OSError as exc:
+        raise InstanceCliError(f"cannot read answers file {path}: {exc.strerror}") from None
+    return parse_answers_text(text, path.name)
+
+
+def parse_answers_text(text: str, source: str) -> Answers:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or "invalid YAML"
+        raise ValidationError([f"not valid YAML{where}: {reason}"], source=source) from None
+    except RecursionError:
+        raise ValidationError(["not valid YAML: nested too deeply"], source=source) from None
+    try:
+        return validate(raw)
+    except ValidationError as exc:
+        raise ValidationError(exc.problems, source=source) from None
+
+
+def nest(answers: Answers) -> dict[str, Any]:
+    """Flat dotted answers -> nested mapping, in schema order (for answers.yml)."""
+    out: dict[str, Any] = {}
+    for f in SCHEMA:
+        if f.name not in answers:
+            continue
+        node = out
+        *parents, leaf = f.name.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = answers[f.name]
+    return out
+
+
+# --- documentation ------------------------------------------------------------------------
+
+
+def _doc_default(f: Field) -> str:
+    if f.required:
+        return "**required**"
+    if f.default_doc:
+        return f.default_doc
+    if f.default is None:
+        return "empty"
+    if isinstance(f.default, list):
+        return ", ".join(str(x) for x in f.default) or "[]"
+    return f"`{f.default}`" if f.default != "" else '`""`'
+
+
+def reference_markdown() -> str:
+    """docs/answers-reference.md, generated from SCHEMA (a unit test keeps them in sync)."""
+    lines = [
+        "# Answers reference",
+        "",
+        "<!-- Generated from instance_cli/answers.py by `instance-cli answers-reference`;"
+        " do not edit by hand. -->",
+        "",
+        "Every question of `instance-cli new`, as a key of the answers file (`--answers FILE`).",
+        "Dotted names nest in the file: `domains.local` is `domains: {local: ...}`.",
+        "Unknown keys are errors. See `examples/answers/example-university.yml`.",
+        "",
+        "| key | expected | default | question |",
+        "|---|---|---|---|",
+    ]
+    for f in SCHEMA:
+        expected = f.type.describe().replace("|", "\\|")
+        lines.append(f"| `{f.name}` | {expected} | {_doc_default(f)} | {f.help} |")
+    lines += ["", "## List entries", ""]
+    for f in SCHEMA:
+        if isinstance(f.type, Records):
+            lines += [f"`{f.name}` ({f.type.min_items} to {f.type.max_items} entries):", ""]
+            for s in f.type.subs:
+                req = "required" if s.required else f"optional, default `{s.default!r}`"
+                lines.append(f"- `{s.name}`: {s.type.expected} ({req}). {s.help}.")
+            lines.append("")
+    lines += [
+        "## Secrets (never in the answers file)",
+        "",
+        "Asked with a hidden prompt in interactive mode; with `--answers` read from the",
+        "environment. An existing vault keeps its value when the variable is unset.",
+        "",
+    ]
+    for name, env in SECRET_ENV.items():
+        lines.append(f"- `{name}`: environment variable `{env}`")
+    lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "BASELINE_RULES",
+    "FIELDS",
+    "SCHEMA",
+    "SECRET_ENV",
+    "Answers",
+    "BadValue",
+    "Field",
+    "Records",
+    "load_answers_file",
+    "nest",
+    "parse_answers_text",
+    "reference_markdown",
+    "slugify",
+    "validate",
+]
+
+
+# --- interactive questionnaire ------------------------------------------------------------
+
+Ask = Callable[[str, str], str]  # (question, default shown) -> raw text
+Say = Callable[[str], None]
+
+
+def ask_value(ask: Ask, say: Say, label: str, help_text: str, vtype: Type, default: Any) -> Any:
+    """Ask until the answer is valid; re-ask with the reason otherwise."""
+    say(f"  {help_text}")
+    shown = vtype.to_text(default) if default is not REQUIRED else ""
+    for _ in range(100):  # bounded: a closed stdin ends in click.Abort long before this
+        text = ask(label, shown)
+        if text == "" and default is not REQUIRED:
+            text = shown
+        try:
+            return vtype.from_text(text)
+        except BadValue as exc:
+            say(f"  Invalid: expected {exc}, got {show(text)}. Please try again.")
+    raise InstanceCliError(f"{label}: too many invalid answers")
+
+
+def ask_records(ask: Ask, say: Say, f: Field, rtype: Records, answers: Answers) -> list[Any]:
+    items: list[dict[str, Any]] = []
+    say(f"  {f.help}")
+    while len(items) < rtype.max_items:
+        if len(items) >= rtype.min_items:
+            more = ask_value(
+                ask,
+                say,
+                f"Add another entry to {f.name}? (yes/no)",
+                "Answer yes or no",
+                Choice("yes", "no"),
+                "no",
+            )
+            if more == "no":
+                break
+        rec: dict[str, Any] = {}
+        for sub in rtype.subs:
+            default = sub.default if not sub.required else REQUIRED
+            rec[sub.name] = ask_value(
+                ask, say, f"{f.name}[{len(items) + 1}].{sub.name}", sub.help, sub.type, default
+            )
+        items.append(rec)
+    return items
+
+
+def edit_rules(ask: Ask, say: Say, rules: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Show the rules and let the user edit (e N), add (a), remove (r N) until done."""
+    text_type = RULE_SUBS[0].type
+    hint_type = RULE_SUBS[1].type
+    for _ in range(1000):
+        say("  Current rules:")
+        for i, rule in enumerate(rules, 1):
+            say(f"    {i}. {rule['text']}")
+        command = ask("Rules: 'done', 'e N' edit, 'a' add, 'r N' remove", "done").strip()
+        match = re.fullmatch(r"([ear])(?:\s+([0-9]{1,2}))?|done", command)
+        if not match:
+            say("  Invalid: expected done, a, e N or r N.")
+            continue
+        if command == "done":
+            if rules:
+                return rules
+            say("  Invalid: keep at least one rule.")
+            continue
+        op, num = match.group(1), match.group(2)
+        index = int(num) - 1 if num else -1
+        if op in "er" and not 0 <= index < len(rules):
+            say(f"  Invalid: expected a rule number from 1 to {len(rules)}.")
+            continue
+        if op == "a" and len(rules) >= MAX_RULES:
+            say(f"  Invalid: at most {MAX_RULES} rules; remove one first.")
+            continue
+        if op == "r":
+            rules.pop(index)
+            continue
+        old = rules[index] if op == "e" else {"text": REQUIRED, "hint": ""}
+        text = ask_value(ask, say, "Rule text", "At most 300 characters", text_type, old["text"])
+        hint = ask_value(ask, say, "Rule hint", "Optional explanation", hint_type, old["hint"])
+        new = {"text": text, "hint": hint}
+        if op == "e":
+            rules[index] = new
+        else:
+            rules.append(new)
+    raise InstanceCliError("rules: too many edits")
+
+
+def interview(ask: Ask, say: Say) -> Answers:
+    """Ask every question of SCHEMA, in order, with default and help; returns valid answers."""
+    answers: Answers = {}
+    for f in SCHEMA:
+        if f.ask_if is not None and not f.ask_if(answers):
+            answers[f.name] = f.default_for(answers)
+            continue
+        if isinstance(f.type, Records):
+            if f.name == "rules":
+                answers[f.name] = edit_rules(ask, say, f.default_for(answers))
+            else:
+                answers[f.name] = ask_records(ask, say, f, f.type, answers)
+            continue
+        default = f.default_for(answers) if not f.required else REQUIRED
+        answers[f.name] = ask_value(ask, say, f.name, f.help, f.type, default)
+    # The same validation as an answers file: cross-field rules included.
+    return validate(nest(answers))

@@ -1,0 +1,211 @@
+"""The click layer: parse options, call the library, print. The library decides."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from instance_cli import __version__
+from instance_cli.answers import (
+    SECRET_ENV,
+    Answers,
+    interview,
+    load_answers_file,
+    reference_markdown,
+)
+from instance_cli.errors import InstanceCliError
+from instance_cli.inventory import list_institutions, resolve, validate_inventory
+from instance_cli.plan import MAX_USERS, MIN_USERS, sizing, sizing_table
+from instance_cli.write import Result, new_institution
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turn every InstanceCliError into `Error: ...` on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InstanceCliError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="instance-cli")
+def cli() -> None:
+    """Questionnaire -> Ansible inventory for an institution's Mastodon server."""
+
+
+def _ask(question: str, default: str) -> str:
+    return str(click.prompt(question, default=default, show_default=bool(default)))
+
+
+def _say(text: str) -> None:
+    click.echo(text)
+
+
+def _secret_answers(interactive: bool, answers: Answers) -> dict[str, str | None]:
+    """Secrets never come from the answers file: env vars, or hidden prompts interactively."""
+    out: dict[str, str | None] = {}
+    for name, env in SECRET_ENV.items():
+        if name.startswith("sso.oidc.") and answers.get("sso.mode") != "oidc":
+            out[name] = None
+            continue
+        if interactive:
+            value = click.prompt(
+                f"{name} (hidden; empty keeps the current value or sets none)",
+                default="",
+                show_default=False,
+                hide_input=True,
+            )
+            out[name] = value or None
+        else:
+            out[name] = os.environ.get(env)
+    return out
+
+
+def _next_steps(result: Result, output_dir: Path) -> str:
+    inv = output_dir / result.plan.slug
+    pw = result.password_file
+    where = "created" if result.password_created else "using"
+    lines = [
+        f"Wrote {inv}/ (tier {result.plan.sizing.tier}; "
+        f"{len(result.generated)} secrets generated, {len(result.kept)} kept).",
+        f"Vault password file ({result.password_source}): {where} {pw}",
+        "  Keep it safe and out of git; without it the secrets cannot be read.",
+        "",
+        "Next steps:",
+        f"  1. Review {inv}/ (community/ texts, group_vars/all/main.yml) and commit it.",
+        f"  2. export ANSIBLE_VAULT_PASSWORD_FILE={pw}",
+        f"  3. instance-cli validate {inv}",
+        f"  4. ansible-playbook -i {inv} playbooks/site.yml --check --diff   # preview",
+        f"  5. ansible-playbook -i {inv} playbooks/site.yml",
+    ]
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--answers",
+    "answers_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Answers file (YAML); never prompts. See docs/answers-reference.md.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("inventories"),
+    show_default=True,
+    help="Directory holding the institutions' inventories.",
+)
+@click.option("--force", is_flag=True, help="Regenerate an existing institution (keeps secrets).")
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+@click.option(
+    "--vault-password-file",
+    type=click.Path(dir_okay=False),
+    help="Vault password file [default: $ANSIBLE_VAULT_PASSWORD_FILE, else "
+    "~/.config/instance-cli/vault-passwords/<slug>.txt]; created if absent.",
+)
+def new(
+    answers_file: Path | None,
+    output_dir: Path,
+    force: bool,
+    dry_run: bool,
+    vault_password_file: str | None,
+) -> None:
+    """Create inventories/<slug>/ from the questionnaire (interactive) or an answers file."""
+    if answers_file is not None:
+        answers = load_answers_file(answers_file)
+    else:
+        click.echo("New institution: answer each question; press Enter to keep the default.")
+        answers = interview(_ask, _say)
+    secret_answers = _secret_answers(answers_file is None, answers)
+    result = new_institution(
+        answers,
+        output_dir,
+        force=force,
+        dry_run=dry_run,
+        vault_password_file=vault_password_file,
+        secret_answers=secret_answers,
+    )
+    if dry_run:
+        click.echo(result.preview)
+        state = "exists" if result.password_file.exists() else "would be created"
+        click.echo(f"Vault password file ({result.password_source}): {result.password_file} "
+                   f"({state})")  # fmt: skip
+        return
+    click.echo(_next_steps(result, output_dir))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("institution")
+@click.option(
+    "--inventories",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("inventories"),
+    show_default=True,
+    help="Directory holding the institutions' inventories.",
+)
+@click.option("--vault-password-file", type=click.Path(dir_okay=False), help="Vault password.")
+def validate(institution: str, inventories: Path, vault_password_file: str | None) -> None:
+    """Check INSTITUTION (a slug or a path): schema, vault, rules, domains, sizing."""
+    inv = resolve(institution, inventories)
+    checked = validate_inventory(inv, vault_password_file)
+    click.echo(f"{inv}: OK")
+    for item in checked:
+        click.echo(f"  checked: {item}")
+
+
+@cli.command("list", context_settings=CONTEXT)
+@click.option(
+    "--inventories",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("inventories"),
+    show_default=True,
+    help="Directory holding the institutions' inventories.",
+)
+def list_cmd(inventories: Path) -> None:
+    """The cooperative's institutions: domain, tier and last-known version."""
+    rows = list_institutions(inventories)
+    if not rows:
+        click.echo(f"No institutions in {inventories}/.")
+        return
+    header = ("institution", "domain", "tier", "version")
+    table = [header, *((r.slug, r.domain, r.tier, r.version) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cli.command("sizing", context_settings=CONTEXT)
+@click.option(
+    "--users",
+    type=click.IntRange(MIN_USERS, MAX_USERS),
+    required=True,
+    help=f"Expected number of users ({MIN_USERS}..{MAX_USERS}).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def sizing_cmd(users: int, as_json: bool) -> None:
+    """Tier and tuning numbers for N users (the same numbers `new` writes)."""
+    plan = sizing(users)
+    if as_json:
+        click.echo(json.dumps({"users": users, **plan.as_dict()}, indent=2))
+    else:
+        click.echo(f"Sizing for {users} users")
+        click.echo(sizing_table(plan))
+
+
+@cli.command("answers-reference", context_settings=CONTEXT)
+def answers_reference() -> None:
+    """Print docs/answers-reference.md (generated from the questionnaire's schema)."""
+    click.echo(reference_markdown(), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="instance-cli")
