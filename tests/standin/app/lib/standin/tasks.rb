@@ -1,0 +1,123 @@
+# frozen_string_literal: true
+
+require 'fileutils'
+require 'json'
+require 'digest'
+
+module Standin
+  # Implementation of the stand-in's `bin/rails` tasks.
+  module Tasks
+    module_function
+
+    def run(argv)
+      command = argv.shift
+      case command
+      when 'db:create' then db_create
+      when 'db:setup' then db_setup
+      when 'db:migrate' then db_migrate
+      when 'db:version' then db_version
+      when 'db:seed' then db_seed
+      when 'assets:precompile' then assets_precompile
+      when 'runner', 'r' then runner(argv)
+      else
+        warn "Unknown command: #{command.inspect} (stand-in supports db:create, db:setup, db:migrate, " \
+             'db:version, db:seed, assets:precompile, runner)'
+        1
+      end
+    rescue Standin::BootError, ActiveRecord::ActiveRecordError, PG::Error => e
+      warn "#{e.class}: #{e.message}"
+      1
+    end
+
+    def migration_paths
+      paths = [File.join(Standin.root, 'db/migrate')]
+      paths << File.join(Standin.root, 'db/post_migrate') unless ENV['SKIP_POST_DEPLOYMENT_MIGRATIONS'] == 'true'
+      paths
+    end
+
+    def migration_context(paths = migration_paths)
+      ActiveRecord::MigrationContext.new(paths, ActiveRecord::SchemaMigration)
+    end
+
+    def database_exists?
+      ActiveRecord::Base.connection.active?
+    rescue ActiveRecord::NoDatabaseError
+      false
+    end
+
+    def db_create
+      if database_exists?
+        puts "Database '#{Standin.database_config[:database]}' already exists"
+        return 0
+      end
+      config = Standin.database_config
+      ActiveRecord::Base.establish_connection(config.merge(database: 'postgres'))
+      ActiveRecord::Base.connection.create_database(config[:database], encoding: 'unicode')
+      puts "Created database '#{config[:database]}'"
+      0
+    ensure
+      Standin.connect!
+    end
+
+    def db_setup
+      status = db_create
+      return status unless status.zero?
+
+      if ActiveRecord::Base.connection.table_exists?(:accounts)
+        warn 'Schema already loaded: refusing to run db:setup over an existing database'
+        return 1
+      end
+      migration_context([File.join(Standin.root, 'db/migrate'), File.join(Standin.root, 'db/post_migrate')]).migrate
+      db_seed
+    end
+
+    def db_migrate
+      ActiveRecord::Migration.verbose = true
+      migration_context.migrate
+      0
+    end
+
+    def db_version
+      puts "Current version: #{migration_context.current_version}"
+      0
+    end
+
+    def db_seed
+      load File.join(Standin.root, 'db/seeds.rb')
+      0
+    end
+
+    def assets_precompile
+      out = File.join(Standin.root, 'public/packs')
+      FileUtils.mkdir_p(out)
+      sources = Dir[File.join(Standin.root, 'app/javascript/**/*')].select { |f| File.file?(f) }.sort
+      manifest = {}
+      sources.each do |source|
+        body = File.read(source)
+        name = File.basename(source)
+        digested = "#{File.basename(name, '.*')}-#{Digest::SHA256.hexdigest(body)[0, 16]}#{File.extname(name)}"
+        File.write(File.join(out, digested), body)
+        manifest[name] = "/packs/#{digested}"
+      end
+      manifest['version'] = Mastodon::Version.to_s
+      File.write(File.join(out, 'manifest.json'), JSON.pretty_generate(manifest))
+      puts "Compiled #{sources.size} asset(s) for #{Mastodon::Version}"
+      0
+    end
+
+    def runner(argv)
+      source = argv.shift
+      if source.nil?
+        warn 'Usage: bin/rails runner FILE|CODE [ARGS...]'
+        return 1
+      end
+      ARGV.replace(argv)
+      if File.file?(source)
+        load File.expand_path(source)
+      else
+        eval(source, TOPLEVEL_BINDING, 'runner') # rubocop:disable Security/Eval
+      end
+      0
+    end
+  end
+end

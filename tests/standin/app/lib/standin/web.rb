@@ -1,0 +1,276 @@
+# frozen_string_literal: true
+
+require 'json'
+require 'rack'
+require 'erb'
+
+module Standin
+  # The stand-in's HTTP interface: health, instance info, about/privacy pages, media
+  # upload and the admin domain block/allow API. JSON shapes follow Mastodon's.
+  class Web
+    class HttpError < StandardError
+      attr_reader :status
+
+      def initialize(status, message)
+        super(message)
+        @status = status
+      end
+    end
+
+    ROUTES = [
+      ['GET', %r{\A/health\z}, :health],
+      ['GET', %r{\A/api/v1/instance\z}, :instance_v1],
+      ['GET', %r{\A/api/v2/instance\z}, :instance_v2],
+      ['GET', %r{\A/api/v1/instance/rules\z}, :instance_rules],
+      ['GET', %r{\A/about\z}, :about],
+      ['GET', %r{\A/privacy-policy\z}, :privacy_policy],
+      ['POST', %r{\A/api/v[12]/media\z}, :media_create],
+      ['POST', %r{\A/api/v1/standin/jobs\z}, :job_create],
+      ['GET', %r{\A/api/v1/admin/domain_blocks\z}, :domain_blocks_index],
+      ['POST', %r{\A/api/v1/admin/domain_blocks\z}, :domain_blocks_create],
+      ['GET', %r{\A/api/v1/admin/domain_blocks/(\d+)\z}, :domain_blocks_show],
+      ['PUT', %r{\A/api/v1/admin/domain_blocks/(\d+)\z}, :domain_blocks_update],
+      ['DELETE', %r{\A/api/v1/admin/domain_blocks/(\d+)\z}, :domain_blocks_destroy],
+      ['GET', %r{\A/api/v1/admin/domain_allows\z}, :domain_allows_index],
+      ['POST', %r{\A/api/v1/admin/domain_allows\z}, :domain_allows_create],
+      ['GET', %r{\A/api/v1/admin/domain_allows/(\d+)\z}, :domain_allows_show],
+      ['DELETE', %r{\A/api/v1/admin/domain_allows/(\d+)\z}, :domain_allows_destroy],
+    ].freeze
+
+    BLOCK_FIELDS = %w(domain severity reject_media reject_reports private_comment public_comment obfuscate).freeze
+
+    def call(env)
+      request = Rack::Request.new(env)
+      ActiveRecord::Base.connection_pool.with_connection { dispatch(request) }
+    rescue HttpError => e
+      json(e.status, error: e.message)
+    rescue ActiveRecord::RecordNotFound
+      json(404, error: 'Record not found')
+    rescue ActiveRecord::RecordInvalid => e
+      json(422, error: "Validation failed: #{e.record.errors.full_messages.join(', ')}")
+    end
+
+    private
+
+    def dispatch(request)
+      ROUTES.each do |verb, pattern, handler|
+        next unless request.request_method == verb || (verb == 'PUT' && request.request_method == 'PATCH')
+
+        match = pattern.match(request.path_info)
+        return send(handler, request, *match.captures) if match
+      end
+      json(404, error: 'Record not found')
+    end
+
+    def json(status, body)
+      [status, { 'Content-Type' => 'application/json; charset=utf-8' }, [JSON.generate(body)]]
+    end
+
+    def html(status, title, body_html)
+      page = <<~HTML
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>#{ERB::Util.html_escape(title)}</title></head>
+        <body data-standin="not-mastodon"><main>#{body_html}</main></body></html>
+      HTML
+      [status, { 'Content-Type' => 'text/html; charset=utf-8' }, [page]]
+    end
+
+    def params(request)
+      if request.media_type == 'application/json'
+        body = request.body.read
+        body.empty? ? {} : JSON.parse(body)
+      else
+        request.params
+      end
+    rescue JSON::ParserError
+      raise HttpError.new(400, 'Invalid JSON')
+    end
+
+    def boolean(value)
+      [true, 'true', '1', 1, 'on'].include?(value)
+    end
+
+    # --- public ------------------------------------------------------------------------
+
+    def health(_request)
+      [200, { 'Content-Type' => 'text/plain' }, ['OK']]
+    end
+
+    def domain
+      ENV.fetch('WEB_DOMAIN', nil).presence || ENV.fetch('LOCAL_DOMAIN', 'localhost')
+    end
+
+    def rules_json
+      Rule.ordered.map { |rule| { id: rule.id.to_s, text: rule.text, hint: rule.hint } }
+    end
+
+    def contact_account
+      account = Account.find_local(Setting['site_contact_username'].to_s)
+      account && { id: account.id.to_s, username: account.username, acct: account.acct, display_name: account.display_name }
+    end
+
+    def languages
+      [ENV.fetch('DEFAULT_LOCALE', 'en')]
+    end
+
+    def instance_v1(_request)
+      mode = Setting['registrations_mode']
+      json(200, uri: ENV.fetch('LOCAL_DOMAIN', domain), title: Setting['site_title'],
+                short_description: Setting['site_short_description'],
+                description: Setting['site_short_description'],
+                email: Setting['site_contact_email'], version: Mastodon::Version.to_s,
+                urls: { streaming_api: "wss://#{domain}" },
+                stats: { user_count: User.count, status_count: Status.count, domain_count: 0 },
+                languages: languages, registrations: mode != 'none', approval_required: mode == 'approved',
+                invites_enabled: false, contact_account: contact_account, rules: rules_json)
+    end
+
+    def instance_v2(_request)
+      mode = Setting['registrations_mode']
+      json(200, domain: domain, title: Setting['site_title'], version: Mastodon::Version.to_s,
+                source_url: 'https://example.invalid/mastodon-standin',
+                description: Setting['site_short_description'],
+                usage: { users: { active_month: User.count } },
+                languages: languages,
+                configuration: { urls: { streaming: "wss://#{domain}" },
+                                 media_attachments: { image_size_limit: 16_777_216, video_size_limit: 103_809_024 } },
+                registrations: { enabled: mode != 'none', approval_required: mode == 'approved',
+                                 reason_required: mode == 'approved' && Setting['require_invite_text'] == true,
+                                 message: mode == 'none' ? Setting['closed_registrations_message'] : nil },
+                contact: { email: Setting['site_contact_email'], account: contact_account },
+                rules: rules_json)
+    end
+
+    def instance_rules(_request)
+      json(200, rules_json)
+    end
+
+    def paragraphs(text)
+      text.to_s.split(/\n{2,}/).map { |para| "<p>#{ERB::Util.html_escape(para.strip)}</p>" }.join("\n")
+    end
+
+    def about(_request)
+      rules = Rule.ordered.map { |r| "<li>#{ERB::Util.html_escape(r.text)}</li>" }.join
+      html(200, "About #{Setting['site_title']}",
+           "<h1>#{ERB::Util.html_escape(Setting['site_title'])}</h1>" \
+           "<section id=\"description\">#{paragraphs(Setting['site_short_description'])}</section>" \
+           "<section id=\"extended\">#{paragraphs(Setting['site_extended_description'])}</section>" \
+           "<section id=\"rules\"><ol>#{rules}</ol></section>" \
+           "<p id=\"contact\">#{ERB::Util.html_escape(Setting['site_contact_email'])}</p>")
+    end
+
+    def privacy_policy(_request)
+      html(200, 'Privacy Policy', "<h1>Privacy Policy</h1><section id=\"terms\">#{paragraphs(Setting['site_terms'])}</section>")
+    end
+
+    def media_create(request)
+      upload = request.params['file']
+      raise HttpError.new(422, 'Validation failed: File must be present') unless upload.is_a?(Hash) && upload[:tempfile]
+
+      account = Account.local.order(:id).first
+      raise HttpError.new(422, 'No local account to own the upload') if account.nil?
+
+      media = MediaAttachment.new(account: account)
+      media.store!(upload[:tempfile], upload[:filename] || 'upload.bin', upload[:type] || 'application/octet-stream')
+      json(200, id: media.id.to_s, type: 'unknown', url: media.url, size: media.file_file_size)
+    end
+
+    def job_create(request)
+      marker = params(request)['marker'].to_s
+      raise HttpError.new(422, 'marker is required') if marker.empty?
+
+      jid = StandinPingWorker.perform_async(marker)
+      json(202, jid: jid, marker: marker)
+    end
+
+    # --- admin -------------------------------------------------------------------------
+
+    def authorize!(request, scope)
+      header = request.get_header('HTTP_AUTHORIZATION').to_s
+      token = header[/\ABearer\s+(\S+)\z/, 1]
+      access = token && Doorkeeper::AccessToken.by_token(token)
+      raise HttpError.new(401, 'The access token is invalid') if access.nil?
+      raise HttpError.new(403, 'This action is outside the authorized scopes') unless access.includes_scope?(scope)
+
+      user = access.resource_owner
+      raise HttpError.new(403, 'This action is not allowed') unless user&.role&.can?(:manage_federation)
+
+      user
+    end
+
+    def block_json(block)
+      { id: block.id.to_s, domain: block.domain, digest: Digest::SHA256.hexdigest(block.domain),
+        created_at: block.created_at.utc.iso8601(3), severity: block.severity,
+        reject_media: block.reject_media, reject_reports: block.reject_reports,
+        private_comment: block.private_comment, public_comment: block.public_comment, obfuscate: block.obfuscate }
+    end
+
+    def block_attributes(input)
+      attrs = input.slice(*BLOCK_FIELDS)
+      %w(reject_media reject_reports obfuscate).each { |key| attrs[key] = boolean(attrs[key]) if attrs.key?(key) }
+      if attrs.key?('severity') && !DomainBlock.severities.key?(attrs['severity'].to_s)
+        raise HttpError.new(422, "Validation failed: Severity is not included in the list")
+      end
+
+      attrs
+    end
+
+    def domain_blocks_index(request)
+      authorize!(request, 'admin:read:domain_blocks')
+      json(200, DomainBlock.order(:id).map { |b| block_json(b) })
+    end
+
+    def domain_blocks_show(request, id)
+      authorize!(request, 'admin:read:domain_blocks')
+      json(200, block_json(DomainBlock.find(id)))
+    end
+
+    def domain_blocks_create(request)
+      authorize!(request, 'admin:write:domain_blocks')
+      attrs = block_attributes(params(request))
+      existing = DomainBlock.find_by(domain: attrs['domain'].to_s.strip.downcase)
+      return json(422, error: "You have already imposed stricter limits on #{existing.domain}.", existing_domain_block: block_json(existing)) if existing
+
+      json(200, block_json(DomainBlock.create!(attrs)))
+    end
+
+    def domain_blocks_update(request, id)
+      authorize!(request, 'admin:write:domain_blocks')
+      block = DomainBlock.find(id)
+      block.update!(block_attributes(params(request)).except('domain'))
+      json(200, block_json(block))
+    end
+
+    def domain_blocks_destroy(request, id)
+      authorize!(request, 'admin:write:domain_blocks')
+      DomainBlock.find(id).destroy!
+      json(200, {})
+    end
+
+    def allow_json(allow)
+      { id: allow.id.to_s, domain: allow.domain, created_at: allow.created_at.utc.iso8601(3) }
+    end
+
+    def domain_allows_index(request)
+      authorize!(request, 'admin:read:domain_allows')
+      json(200, DomainAllow.order(:id).map { |a| allow_json(a) })
+    end
+
+    def domain_allows_show(request, id)
+      authorize!(request, 'admin:read:domain_allows')
+      json(200, allow_json(DomainAllow.find(id)))
+    end
+
+    def domain_allows_create(request)
+      authorize!(request, 'admin:write:domain_allows')
+      domain = params(request)['domain'].to_s.strip.downcase
+      json(200, allow_json(DomainAllow.find_or_create_by!(domain: domain)))
+    end
+
+    def domain_allows_destroy(request, id)
+      authorize!(request, 'admin:write:domain_allows')
+      DomainAllow.find(id).destroy!
+      json(200, {})
+    end
+  end
+end
