@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Run every molecule scenario of the container test bed, in order:
+#   1. ensure a docker daemon (ensure-docker.sh), 2. build/refresh the base
+#   images (build-image.sh, cached), 3. `molecule test -s <name>` per scenario.
+# Prints a per-scenario timing table, writes tests/.artifacts/scenario-timings.json,
+# exits non-zero when any scenario fails. On exit (also on failure or Ctrl-C) it
+# destroys the scenarios' containers and stops a dockerd only if it started one.
+#
+# Environment:
+#   SCENARIOS="bed other"   run only these (names from the list below, in list order)
+#   SCENARIO_TIMEOUT=1800   seconds one scenario may take before it is killed
+#   FAIL_FAST=1             stop at the first failing scenario
+set -euo pipefail
+# shellcheck source=tests/testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# The scenarios, in the order they run. Add yours with ONE line here.
+ALL_SCENARIOS=(
+  bed
+)
+
+tests_dir="$repo_root/tests"
+artifacts="$tests_dir/.artifacts"
+mkdir -p "$artifacts"
+[[ -x "$repo_root/.venv/bin/molecule" ]] && export PATH="$repo_root/.venv/bin:$PATH"
+command -v molecule >/dev/null || die "molecule not found: run scripts/bootstrap.sh (make bootstrap)"
+scenario_timeout="${SCENARIO_TIMEOUT:-1800}"
+
+selected=()
+if [[ -n "${SCENARIOS:-}" ]]; then
+  read -r -a wanted <<<"${SCENARIOS//,/ }"
+  for w in "${wanted[@]}"; do
+    [[ " ${ALL_SCENARIOS[*]} " == *" $w "* ]] || die "unknown scenario '$w' (known: ${ALL_SCENARIOS[*]})"
+  done
+  for s in "${ALL_SCENARIOS[@]}"; do
+    [[ " ${wanted[*]} " == *" $s "* ]] && selected+=("$s")
+  done
+else
+  selected=("${ALL_SCENARIOS[@]}")
+fi
+for s in "${selected[@]}"; do
+  [[ -f "$tests_dir/molecule/$s/molecule.yml" ]] || die "scenario '$s' has no tests/molecule/$s/molecule.yml"
+done
+
+names=(); results=(); seconds=()
+current=""
+record() { names+=("$1"); results+=("$2"); seconds+=("$3"); }
+
+report() {
+  local i total=0
+  echo
+  echo "=== scenario timings"
+  printf '%-28s %-7s %8s\n' "scenario" "result" "seconds"
+  for i in "${!names[@]}"; do
+    printf '%-28s %-7s %8s\n' "${names[$i]}" "${results[$i]}" "${seconds[$i]}"
+    total=$((total + seconds[i]))
+  done
+  printf '%-28s %-7s %8s\n' "total" "" "$total"
+  {
+    printf '{\n  "total_seconds": %d,\n  "steps": [' "$total"
+    for i in "${!names[@]}"; do
+      (( i > 0 )) && printf ','
+      printf '\n    {"name": "%s", "result": "%s", "seconds": %d}' "${names[$i]}" "${results[$i]}" "${seconds[$i]}"
+    done
+    printf '\n  ]\n}\n'
+  } >"$artifacts/scenario-timings.json"
+  echo "timings written to ${artifacts#"$repo_root"/}/scenario-timings.json"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n "$current" ]]; then
+    log "cleaning up after interrupted scenario $current"
+    (cd "$tests_dir" && timeout 300 molecule destroy -s "$current") >/dev/null 2>&1 || true
+  fi
+  if docker info >/dev/null 2>&1; then
+    # Only containers the test bed labelled; nobody else's.
+    mapfile -t leftovers < <(docker ps -aq --filter label=org.instance-testbed.scenario)
+    if (( ${#leftovers[@]} > 0 )); then
+      log "removing ${#leftovers[@]} leftover test-bed container(s)"
+      docker rm -f "${leftovers[@]}" >/dev/null 2>&1 || true
+    fi
+  fi
+  (( ${#names[@]} > 0 )) && report
+  "$testbed_dir/stop-docker.sh" || true
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start=$SECONDS
+"$testbed_dir/ensure-docker.sh"
+record "(docker)" ok $((SECONDS - start))
+start=$SECONDS
+"$testbed_dir/build-image.sh" all
+record "(base images)" ok $((SECONDS - start))
+
+failed=0
+for s in "${selected[@]}"; do
+  echo "=== scenario: $s"
+  current="$s"
+  start=$SECONDS
+  if (cd "$tests_dir" && timeout --kill-after=60 "$scenario_timeout" molecule test -s "$s") \
+      2>&1 | tee "$artifacts/scenario-$s.log"; then
+    record "$s" ok $((SECONDS - start))
+  else
+    record "$s" FAILED $((SECONDS - start))
+    failed=$((failed + 1))
+    (cd "$tests_dir" && timeout 300 molecule destroy -s "$s") >/dev/null 2>&1 || true
+    if [[ "${FAIL_FAST:-0}" == "1" ]]; then
+      break
+    fi
+  fi
+  current=""
+done
+if (( failed > 0 )); then
+  log "$failed scenario(s) failed; logs in ${artifacts#"$repo_root"/}/scenario-<name>.log"
+  exit 1
+fi

@@ -1,0 +1,160 @@
+"""Static checks of the container test bed: every molecule scenario keeps the
+one allowed container shape (never privileged, never the host network, exactly
+the documented capability set, local images only) and uses the shared pieces.
+The same facts are checked at runtime by tests/molecule/shared/create.yml and
+by tests/molecule/shared/tests/test_testbed_safety.py in every verify."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MOLECULE = ROOT / "tests" / "molecule"
+SHARED = yaml.safe_load((MOLECULE / "shared" / "testbed.yml").read_text(encoding="utf-8"))
+SCENARIOS = sorted(p.parent for p in MOLECULE.glob("*/molecule.yml"))
+RUN_SCENARIOS = ROOT / "tests" / "testbed" / "run-scenarios.sh"
+SAFETY_CHECK = "../../shared/tests/test_testbed_safety.py"
+FORBIDDEN_KEYS = ("networks", "pid_mode", "ipc_mode", "userns_mode", "devices", "network_mode")
+
+
+def platform_problems(platform: dict[str, Any]) -> list[str]:
+    """Everything wrong with one molecule platform, as readable sentences."""
+    problems = []
+    if platform.get("privileged") is not False:
+        problems.append("privileged must be set to false")
+    if platform.get("network_mode", "bridge") != "bridge":
+        problems.append("network_mode must stay the default bridge")
+    for key in FORBIDDEN_KEYS:
+        if key in platform and not (key == "network_mode" and platform[key] == "bridge"):
+            problems.append(f"{key} must not be set")
+    if platform.get("image") not in SHARED["testbed_allowed_images"]:
+        problems.append("image must be a local instance-testbed image")
+    if platform.get("pre_build_image") is not True or platform.get("pull") is not False:
+        problems.append("pre_build_image: true and pull: false are required")
+    if platform.get("command") != "/sbin/init":
+        problems.append("command must be /sbin/init")
+    if platform.get("cgroupns_mode") != "host":
+        problems.append("cgroupns_mode must be host")
+    for key in ("capabilities", "security_opts", "volumes", "tmpfs"):
+        if sorted(platform.get(key) or []) != sorted(SHARED[f"testbed_{key}"]):
+            problems.append(f"{key} must be exactly {SHARED[f'testbed_{key}']}")
+    return problems
+
+
+def _load(scenario: Path) -> dict[str, Any]:
+    data = yaml.safe_load((scenario / "molecule.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _platforms(scenario: Path) -> list[dict[str, Any]]:
+    platforms = _load(scenario).get("platforms") or []
+    assert platforms, f"{scenario.name}: no platforms"
+    return list(platforms)
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """molecule 26 reads `ansible.<key>` and still accepts legacy `provisioner.<key>`."""
+    return dict(data.get("ansible", {}).get(key) or data.get("provisioner", {}).get(key) or {})
+
+
+def _listed_scenarios() -> list[str]:
+    block = re.search(
+        r"ALL_SCENARIOS=\(\n(.*?)\n\)", RUN_SCENARIOS.read_text(encoding="utf-8"), re.S
+    )
+    assert block is not None, "ALL_SCENARIOS=( ... ) block missing"
+    return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_bed_scenario_exists() -> None:
+    assert MOLECULE / "bed" in SCENARIOS
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_no_platform_is_privileged_or_on_the_host_network(scenario: Path) -> None:
+    for platform in _platforms(scenario):
+        assert platform_problems(platform) == [], platform["name"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_scenario_uses_the_shared_create_destroy_and_safety_check(scenario: Path) -> None:
+    data = _load(scenario)
+    assert data["driver"]["name"] == "docker"
+    playbooks = _section(data, "playbooks")
+    assert playbooks.get("create") == "../shared/create.yml"
+    assert playbooks.get("destroy") == "../shared/destroy.yml"
+    assert data["verifier"]["name"] == "testinfra"
+    assert SAFETY_CHECK in data["verifier"].get("additional_files_or_dirs", [])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_scenario_keeps_converge_idempotence_verify(scenario: Path) -> None:
+    sequence = _load(scenario).get("scenario", {}).get("test_sequence")
+    if sequence is not None:  # molecule's default test sequence has all three
+        wanted = ["converge", "idempotence", "verify"]
+        assert [s for s in sequence if s in wanted] == wanted
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_scenario_is_listed_in_run_scenarios(scenario: Path) -> None:
+    assert scenario.name in _listed_scenarios()
+
+
+def test_every_listed_scenario_exists() -> None:
+    for name in _listed_scenarios():
+        assert (MOLECULE / name / "molecule.yml").is_file(), name
+
+
+def test_container_names_are_unique_across_scenarios() -> None:
+    names = [p["name"] for s in SCENARIOS for p in _platforms(s)]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert re.fullmatch(r"[a-z]{2,3}-[a-z0-9-]+", name), name
+
+
+GOOD = {
+    "name": "tb-good",
+    "image": "instance-testbed:debian12",
+    "pre_build_image": True,
+    "pull": False,
+    "privileged": False,
+    "command": "/sbin/init",
+    "capabilities": ["SYS_ADMIN", "NET_ADMIN"],
+    "security_opts": ["seccomp=unconfined"],
+    "cgroupns_mode": "host",
+    "volumes": ["/sys/fs/cgroup:/sys/fs/cgroup:rw"],
+    "tmpfs": ["/run", "/run/lock"],
+}
+
+
+def test_the_reference_platform_passes() -> None:
+    assert platform_problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"privileged": True}, "privileged"),
+        ({"privileged": None}, "privileged"),
+        ({"network_mode": "host"}, "network_mode"),
+        ({"networks": [{"name": "host"}]}, "networks"),
+        ({"pid_mode": "host"}, "pid_mode"),
+        ({"capabilities": ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"]}, "capabilities"),
+        ({"capabilities": ["ALL"]}, "capabilities"),
+        ({"security_opts": ["seccomp=unconfined", "apparmor=unconfined"]}, "security_opts"),
+        ({"volumes": ["/:/host"]}, "volumes"),
+        ({"image": "debian:12"}, "image"),
+        ({"pull": True}, "pull"),
+    ],
+)
+def test_a_platform_leaving_the_shape_is_reported(change: dict[str, Any], expected: str) -> None:
+    bad = {**GOOD, **change}
+    if change.get("privileged", "") is None:
+        del bad["privileged"]
+    problems = platform_problems(bad)
+    assert any(expected in p for p in problems), problems
