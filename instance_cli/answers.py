@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,7 +311,8 @@ UNIX_USER = Text(
 
 def slugify(text: str) -> str:
     """Derive a slug from a short name: 'Example U.' -> 'example-u'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     slug = re.sub(r"^[^a-z]+", "", slug)[:30].strip("-")
     return slug if len(slug) >= 2 else "institution"
 

@@ -1,0 +1,29 @@
+"""Helpers shared by the instance-cli tests (imported by name; tests/unit is on sys.path)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_ANSWERS = REPO / "examples" / "answers" / "example-university.yml"
+EXAMPLE_PASS = REPO / "examples" / "example-university.vault-pass"
+EXAMPLE_INVENTORY = REPO / "inventories" / "example"
+
+_EXAMPLE_RAW: dict[str, Any] = yaml.safe_load(EXAMPLE_ANSWERS.read_text(encoding="utf-8"))
+
+
+def example_raw() -> dict[str, Any]:
+    """A fresh deep copy of the example's answers document."""
+    return copy.deepcopy(_EXAMPLE_RAW)
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
