@@ -1,0 +1,208 @@
+"""What a person would check by hand after roles/mastodon deployed the stand-in.
+
+Runs inside the container through testinfra (molecule verify).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+import pytest
+
+LIVE = "/home/mastodon/live"
+BUNDLE = "/usr/bin/bundle"
+AR_KEYS = (
+    "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY",
+    "ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY",
+    "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT",
+)
+
+
+def as_mastodon(host, command: str, env: str = "", timeout: int = 120):
+    """Run a shell command as the mastodon user in the checkout, RAILS_ENV=production."""
+    inner = f"cd {LIVE} && {env} RAILS_ENV=production timeout {timeout} {command}"
+    return host.run(f"runuser -u mastodon -- bash -c {shlex.quote(inner)}")
+
+
+def rails_runner(host, code: str, env: str = ""):
+    return as_mastodon(host, f"{BUNDLE} exec bin/rails runner {shlex.quote(code)}", env=env)
+
+
+def http_get(host, url: str):
+    out = host.run(f"curl -sS -o /tmp/.body -w '%{{http_code}}' --max-time 10 {shlex.quote(url)}")
+    return out.stdout.strip(), host.file("/tmp/.body").content_string
+
+
+def test_the_checkout_is_the_labelled_stand_in(host):
+    assert host.file(f"{LIVE}/STANDIN-NOT-MASTODON").exists
+    assert as_mastodon(host, "bin/tootctl --version").stdout.strip() == "4.5.1"
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["mastodon-web", "mastodon-sidekiq", "mastodon-streaming", "mastodon-streaming@4000"],
+)
+def test_units_are_enabled_and_active(host, unit):
+    service = host.service(unit)
+    assert service.is_enabled
+    assert service.is_running or unit == "mastodon-streaming"
+    assert host.run(f"systemctl is-active {unit}").stdout.strip() == "active"
+
+
+@pytest.mark.parametrize("unit", ["mastodon-web", "mastodon-sidekiq", "mastodon-streaming@4000"])
+def test_units_keep_their_sandbox(host, unit):
+    props = host.run(
+        f"systemctl show {unit} -p NoNewPrivileges -p ProtectSystem -p User "
+        "-p CapabilityBoundingSet"
+    ).stdout
+    assert "NoNewPrivileges=yes" in props
+    assert "ProtectSystem=strict" in props
+    assert "User=mastodon" in props
+    assert "CapabilityBoundingSet=\n" in props + "\n"
+
+
+@pytest.mark.parametrize("port", [3000, 4000])
+def test_ports_listen_on_loopback_only(host, port):
+    listeners = [
+        line.split()[3]
+        for line in host.run("ss -Hltn").stdout.splitlines()
+        if line.split()[3].rsplit(":", 1)[-1] == str(port)
+    ]
+    assert listeners, f"nothing listens on {port}"
+    assert all(addr.startswith("127.0.0.1:") for addr in listeners), listeners
+
+
+def test_web_health_is_ok(host):
+    assert http_get(host, "http://127.0.0.1:3000/health") == ("200", "OK")
+
+
+def test_streaming_health_is_ok(host):
+    assert http_get(host, "http://127.0.0.1:4000/api/v1/streaming/health") == ("200", "OK")
+
+
+def test_instance_api_reports_the_deployed_version(host):
+    code, body = http_get(host, "http://127.0.0.1:3000/api/v2/instance")
+    assert code == "200"
+    data = json.loads(body)
+    assert data["version"] == "4.5.1"
+    assert data["domain"] == "standin.test"
+
+
+def test_env_file_is_private_to_mastodon(host):
+    env = host.file(f"{LIVE}/.env.production")
+    assert env.user == "mastodon"
+    assert env.group == "mastodon"
+    assert env.mode == 0o600
+    content = env.content_string
+    assert "LOCAL_DOMAIN=standin.test" in content
+    assert "IP_RETENTION_PERIOD=604800" in content
+    assert "SESSION_RETENTION_PERIOD=2592000" in content
+    assert "EMAIL_DOMAIN_ALLOWLIST='standin.test|example.edu'" in content
+    assert "SMTP_FROM_ADDRESS='Standin Social <notifications@standin.test>'" in content
+    assert "DB_HOST=/var/run/postgresql" in content
+    assert "DB_PASS" not in content
+    assert "RAILS_ENV" not in content
+
+
+def test_home_is_traversable_for_nginx(host):
+    assert host.file("/home/mastodon").mode & 0o001
+
+
+def test_schema_includes_post_deployment_migrations(host):
+    out = rails_runner(
+        host,
+        "puts ActiveRecord::Base.connection"
+        ".select_values('SELECT version FROM schema_migrations').max",
+    )
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "20251001000100"
+
+
+def test_owner_exists_with_owner_role_and_vault_password(host):
+    out = rails_runner(
+        host,
+        "u = Account.find_local('owner').user; "
+        "puts [u.role.name, u.approved, !u.confirmed_at.nil?, u.email].join(',')",
+    )
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "Owner,true,true,owner@standin.test"
+
+
+def test_sidekiq_processes_a_job_enqueued_by_the_web(host):
+    marker = f"verify-{int(time.time())}"
+    out = host.run(
+        "curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "
+        f'-d \'{{"marker":"{marker}"}}\' http://127.0.0.1:3000/api/v1/standin/jobs'
+    )
+    assert out.stdout.strip() == "202"
+    for _ in range(30):
+        count = rails_runner(host, f"print StandinJobRun.where(marker: '{marker}').count")
+        if count.stdout.strip() == "1":
+            return
+        time.sleep(2)
+    pytest.fail("sidekiq did not process the job within 60 s")
+
+
+@pytest.mark.parametrize("missing", AR_KEYS)
+def test_web_refuses_to_boot_without_an_encryption_key(host, missing):
+    copy = f"/tmp/live-without-{missing.lower()}"
+    prep = host.run(
+        f"rm -rf {copy} && cp -a {LIVE} {copy} && sed -i '/^{missing}=/d' {copy}/.env.production "
+        f"&& chown -R mastodon:mastodon {copy}"
+    )
+    assert prep.rc == 0, prep.stderr
+    inner = (
+        f"cd {copy} && RAILS_ENV=production PORT=3999 timeout 60 "
+        f"{BUNDLE} exec puma -C config/puma.rb"
+    )
+    out = host.run(f"runuser -u mastodon -- bash -c {shlex.quote(inner)}")
+    host.run(f"rm -rf {copy}")
+    assert out.rc not in (0, 124), "puma kept running without the key"
+    assert missing in out.stdout + out.stderr
+
+
+def test_two_factor_canary_decrypts_only_with_the_right_key(host):
+    setup = rails_runner(
+        host,
+        "a = Account.find_local('canary') || Account.create!(username: 'canary'); "
+        "u = a.user || User.new(account: a, email: 'canary@standin.test', "
+        "password: 'canary-pass-1'); "
+        "u.otp_secret = 'CANARYOTPSECRET'; u.otp_required_for_login = true; u.save!",
+    )
+    assert setup.rc == 0, setup.stderr
+    right = rails_runner(host, "print Account.find_local('canary').user.otp_secret")
+    assert right.rc == 0, right.stderr
+    assert right.stdout.strip() == "CANARYOTPSECRET"
+    wrong = rails_runner(
+        host,
+        "print Account.find_local('canary').user.otp_secret",
+        env="ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY=aWrongPrimaryKeyOfThirtyTwoChars",
+    )
+    assert wrong.rc != 0
+    assert "CANARYOTPSECRET" not in wrong.stdout
+    assert "Decryption" in wrong.stderr
+
+
+def test_maintenance_timers_are_active(host):
+    for timer in ("mastodon-media-remove.timer", "mastodon-preview-cards-remove.timer"):
+        assert host.run(f"systemctl is-active {timer}").stdout.strip() == "active"
+    unit = host.file("/etc/systemd/system/mastodon-preview-cards-remove.service").content_string
+    assert "preview_cards remove --days 30" in unit
+
+
+def test_media_cleanup_service_runs(host):
+    out = host.run("systemctl start mastodon-media-remove.service")
+    assert out.rc == 0, out.stderr
+    result = host.run("systemctl show mastodon-media-remove.service -p Result").stdout.strip()
+    assert result == "Result=success"
+
+
+def test_web_reload_keeps_serving(host):
+    assert host.run("systemctl reload mastodon-web").rc == 0
+    for _ in range(20):
+        if http_get(host, "http://127.0.0.1:3000/health")[0] == "200":
+            return
+        time.sleep(2)
+    pytest.fail("web did not answer /health after a reload")
