@@ -20,6 +20,7 @@ import yaml
 
 from instance_cli.errors import InstanceCliError, ValidationError
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_ANSWERS_BYTES = 1_000_000
 MAX_RULES = 10
 MAX_RULE_TEXT = 300  # Mastodon rejects longer rule texts
@@ -675,7 +676,7 @@ def load_answers_file(path: Path) -> Answers:
 
 def parse_answers_text(text: str, source: str) -> Answers:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml when present)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

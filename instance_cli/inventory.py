@@ -20,7 +20,7 @@ from instance_cli.answers import (
 )
 from instance_cli.errors import InstanceCliError, ValidationError
 from instance_cli.plan import make_plan
-from instance_cli.render import GROUPS, VAULT_PATH, render_text
+from instance_cli.render import GROUPS, VAULT_PATH, main_keys, render_text
 
 MAIN = "group_vars/all/main.yml"
 COMMUNITY_DOCS = ("code-of-conduct.md", "privacy-policy.md", "about.md")
@@ -101,21 +101,22 @@ def _check_main(main: Any, answers: Answers | None, path: Path, problems: list[s
     web = main.get("mastodon_web_domain")
     if web not in ("", None) and (not isinstance(web, str) or not is_domain(web)):
         problems.append(f"{MAIN}: mastodon_web_domain: expected a DNS domain or empty")
+    known = set(main_keys())
+    for key in main:
+        if key not in known:
+            problems.append(f"{MAIN}: {key}: unknown variable (not in the inventory contract)")
+    for key in known - set(main):
+        problems.append(f"{MAIN}: {key}: missing")
     if answers is None:
         return
     plan = make_plan(answers)
     expected = yaml.safe_load(render_text(answers, plan)[MAIN])
     for key, value in expected.items():
-        if key not in main:
-            problems.append(f"{MAIN}: {key}: missing (expected {value!r})"[:200])
-        elif main[key] != value:
+        if key in main and main[key] != value:
             problems.append(
                 f"{MAIN}: {key}: expected {value!r} from answers.yml and the {plan.sizing.tier} "
                 f"tier, got {main[key]!r}; re-run instance-cli new --force"[:300]
             )
-    for key in main:
-        if key not in expected:
-            problems.append(f"{MAIN}: {key}: unknown variable (not in the inventory contract)")
 
 
 def _check_rules(doc: Any, problems: list[str]) -> None:

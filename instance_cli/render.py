@@ -3,6 +3,8 @@ package (instance_cli/templates/). Pure: returns {relative path: bytes}; writes 
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 import jinja2
@@ -77,6 +79,7 @@ def fit_lines(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+@functools.cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("instance_cli", "templates"),
@@ -89,6 +92,13 @@ def _env() -> jinja2.Environment:
     env.globals["kv"] = kv
     env.filters["to_yaml"] = to_yaml
     return env
+
+
+def main_keys() -> tuple[str, ...]:
+    """The variables group_vars/all/main.yml defines (the inventory contract), in order."""
+    env = _env()
+    source = env.loader.get_source(env, "main.yml.j2")[0]  # type: ignore[union-attr]
+    return tuple(re.findall(r'^\{\{ kv\("([a-z0-9_]+)"', source, flags=re.MULTILINE))
 
 
 def vault_ref(name: str) -> str:

@@ -1,0 +1,294 @@
+"""Property tests: generated bad answers files (>= 1000 across the strategies below) must each end
+in a clear error naming the field, a non-zero exit code, no traceback and nothing written."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cli_testlib import example_raw
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from instance_cli import answers as A
+from instance_cli.cli import cli
+
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+RUNNER = CliRunner()
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+def set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for p in parents:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[leaf] = value
+
+
+def del_path(raw: dict[str, Any], dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = raw
+    for p in parents:
+        node = node.get(p) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+
+
+def run_new(document: str) -> tuple[int, str, list[str]]:
+    """Run `new --answers` on the document; return exit code, all output, what was written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        answers = root / "answers.yml"
+        answers.write_text(document, encoding="utf-8")
+        out, config = root / "inventories", root / "config"
+        result = RUNNER.invoke(
+            cli,
+            ["new", "--answers", str(answers), "--output-dir", str(out)],
+            env={
+                "INSTANCE_CLI_CONFIG_DIR": str(config),
+                "ANSIBLE_VAULT_PASSWORD_FILE": None,
+                "INSTANCE_CLI_SMTP_PASSWORD": None,
+            },
+        )
+        written = [str(p) for p in (out, config) if p.exists()]
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+            result.exception
+        )
+        return result.exit_code, result.output, written
+
+
+def assert_rejected(raw: Any, *fields: str) -> None:
+    document = yaml.dump(raw, Dumper=DUMPER, allow_unicode=True, sort_keys=False)
+    code, output, written = run_new(document)
+    assert code == 1, output
+    assert "Error: " in output
+    assert "Traceback" not in output
+    assert written == []
+    for name in fields:
+        assert name in output, (name, output[:2000])
+
+
+# --- bad values by type -----------------------------------------------------------------
+
+NON_TEXT = st.one_of(
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(), max_size=2),
+)
+
+
+def bad_for(field: A.Field) -> st.SearchStrategy[Any]:
+    t = field.type
+    if isinstance(t, A.Text):
+        return st.one_of(
+            NON_TEXT,
+            st.text(min_size=t.max_len + 1, max_size=t.max_len + 300).map(lambda s: "x" + s),
+            st.just("y" * 200_000),
+            TEXT.map(lambda s: f" {s}\n"),  # surrounding space / multi-line
+        )
+    if isinstance(t, A.OptionalInt | A.Int):
+        return st.one_of(
+            st.integers(max_value=t.lo - 1),
+            st.integers(min_value=t.hi + 1),
+            st.booleans(),
+            st.floats(allow_nan=False),
+            TEXT,
+            st.lists(st.integers(), max_size=2),
+        ) | (st.none() if not isinstance(t, A.OptionalInt) else st.nothing())
+    if isinstance(t, A.Choice):
+        return st.one_of(NON_TEXT, TEXT.filter(lambda s: s not in t.options))
+    if isinstance(t, A.ListOf):
+        return st.one_of(
+            st.integers(),
+            TEXT,
+            st.none(),
+            st.lists(st.integers() | st.none() | st.booleans(), min_size=1, max_size=5),
+            st.just(["en"] * 2),  # duplicates
+            st.just(["zz"] * (t.max_items + 1)),
+        )
+    if isinstance(t, A.Records):
+        return st.one_of(
+            TEXT,
+            st.integers(),
+            st.none(),
+            st.lists(TEXT | st.integers(), min_size=1, max_size=3),
+            st.lists(st.just({}), min_size=t.min_items, max_size=t.min_items + 2),
+            st.lists(st.just({"unexpected": 1}), min_size=1, max_size=3),
+            st.just([{} for _ in range(t.max_items + 1)]),
+        )
+    raise AssertionError(field)  # pragma: no cover
+
+
+@st.composite
+def field_with_bad_value(draw: Callable[..., Any]) -> tuple[str, Any]:
+    field = draw(st.sampled_from(A.SCHEMA))
+    return field.name, draw(bad_for(field))
+
+
+@settings(max_examples=400, **SETTINGS)
+@given(field_with_bad_value())
+def test_wrong_types_and_sizes_are_rejected(case: tuple[str, Any]) -> None:
+    name, value = case
+    raw = example_raw()
+    set_path(raw, name, value)
+    assert_rejected(raw, name)
+
+
+# --- missing keys -------------------------------------------------------------------------
+
+REQUIRED = [f.name for f in A.SCHEMA if f.required]
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(st.lists(st.sampled_from(REQUIRED), min_size=1, max_size=6, unique=True))
+def test_missing_required_answers_are_each_named(names: list[str]) -> None:
+    raw = example_raw()
+    for name in names:
+        del_path(raw, name)
+    assert_rejected(raw, *[f"{n}: missing" for n in names])
+
+
+# --- bad domains and emails ---------------------------------------------------------------
+
+LABEL = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True)
+BAD_DOMAIN = st.one_of(
+    st.builds(
+        lambda a, bad, b: f"{a}{bad}{b}",
+        LABEL,
+        st.sampled_from([" ", "_", "..", "Ü", "é", "*", "/", "@", "A", "-.", ":", "\t", "ß"]),
+        st.sampled_from([".example.edu", "example.org", ""]),
+    ),
+    LABEL,  # a single label is not a domain
+    LABEL.map(lambda s: s + ".example.edu."),
+    LABEL.map(lambda s: "-" + s + ".edu"),
+    LABEL.map(lambda s: "x" * 64 + "." + s + ".edu"),
+    LABEL.map(lambda s: s + ".123"),
+    st.text(st.characters(blacklist_categories=("Cs",), min_codepoint=128), min_size=1).map(
+        lambda s: s + ".edu"
+    ),
+)
+BAD_EMAIL = st.one_of(
+    LABEL,
+    BAD_DOMAIN.map(lambda d: "someone@" + d),
+    st.builds(lambda a, b: f"{a}@@{b}.edu", LABEL, LABEL),
+    st.builds(lambda a, b: f"{a} x@{b}.edu", LABEL, LABEL),
+    st.builds(lambda a, b: f"{a}ü@{b}.edu", LABEL, LABEL),
+)
+DOMAIN_FIELDS = ["domains.local", "domains.web", "smtp.host"]
+EMAIL_FIELDS = ["admin.email", "privacy.dpo_email"]
+
+
+@st.composite
+def bad_domain_or_email(draw: Callable[..., Any]) -> tuple[dict[str, Any], str]:
+    raw = example_raw()
+    kind = draw(st.sampled_from(["domain", "email", "allowlist", "moderator"]))
+    if kind == "domain":
+        name = draw(st.sampled_from(DOMAIN_FIELDS))
+        set_path(raw, name, draw(BAD_DOMAIN))
+    elif kind == "email":
+        name = draw(st.sampled_from(EMAIL_FIELDS))
+        set_path(raw, name, draw(BAD_EMAIL))
+    elif kind == "allowlist":
+        name = "registrations.email_domains"
+        set_path(raw, name, ["example-university.edu", draw(BAD_DOMAIN)])
+    else:
+        index = draw(st.integers(0, 1))
+        raw["moderators"][index]["email"] = draw(BAD_EMAIL)
+        name = f"moderators[{index + 1}].email"
+    return raw, name
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(bad_domain_or_email())
+def test_bad_domains_and_emails_are_rejected(case: tuple[dict[str, Any], str]) -> None:
+    raw, name = case
+    assert_rejected(raw, name)
+
+
+# --- rules --------------------------------------------------------------------------------
+
+RULE = st.fixed_dictionaries(
+    {"text": st.from_regex(r"[A-Za-z][A-Za-z ]{0,40}[a-z.]", fullmatch=True)}
+)
+
+
+@st.composite
+def bad_rules(draw: Callable[..., Any]) -> tuple[Any, str]:
+    kind = draw(st.sampled_from(["too_many", "too_long", "empty", "hint", "shape"]))
+    rules = draw(st.lists(RULE, min_size=1, max_size=9))
+    if kind == "too_many":
+        return draw(st.lists(RULE, min_size=11, max_size=30)), "rules"
+    index = draw(st.integers(0, len(rules) - 1))
+    if kind == "too_long":
+        rules[index] = {"text": "R" + draw(st.text(min_size=300, max_size=3000)).replace("\n", " ")}
+        return rules, f"rules[{index + 1}].text"
+    if kind == "empty":
+        rules[index] = {"text": "", "hint": "x"}
+        return rules, f"rules[{index + 1}].text"
+    if kind == "hint":
+        rules[index] = {"text": "Be kind.", "hint": "h" * draw(st.integers(1001, 50_000))}
+        return rules, f"rules[{index + 1}].hint"
+    rules[index] = draw(st.one_of(TEXT, st.integers(), st.none(), st.just({"hint": "no text"})))
+    return rules, f"rules[{index + 1}]"
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(bad_rules())
+def test_bad_rules_are_rejected(case: tuple[Any, str]) -> None:
+    rules, name = case
+    raw = example_raw()
+    raw["rules"] = rules
+    assert_rejected(raw, name)
+
+
+# --- unknown keys, unicode ------------------------------------------------------------------
+
+KNOWN = set(A.FIELDS) | set(A.GROUPS) | set(A.SECRET_ENV)
+KEY = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80).filter(
+    lambda k: k not in KNOWN and k != "<<" and not k.startswith("sso.") and "." not in k
+)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(KEY, st.sampled_from(["", "domains", "privacy", "sso", "backup"]), NON_TEXT | TEXT)
+def test_unknown_keys_are_rejected_by_name(key: str, group: str, value: Any) -> None:
+    raw = example_raw()
+    (raw.setdefault(group, {}) if group else raw)[key] = value
+    dotted = f"{group}.{key}" if group else key
+    if dotted in KNOWN:
+        return  # a real key after all (e.g. sso.mode): not a bad file
+    assert_rejected(raw, A.keyname(dotted), "unknown key")
+
+
+# --- not an answers document at all ---------------------------------------------------------
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(
+    st.one_of(
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=300),
+        st.lists(TEXT, max_size=5).map(yaml.safe_dump),
+        st.just("institution: {name: [unclosed\n"),
+        st.just("a: &x [*x]\n"),
+    )
+)
+def test_garbage_files_end_in_a_clear_error(document: str) -> None:
+    code, output, written = run_new(document)
+    assert code == 1, output
+    assert output.startswith("Error: ")
+    assert "Traceback" not in output
+    assert written == []
