@@ -166,7 +166,11 @@ def new_institution(
         result.preview = _preview(target, texts, exists, len(values))
         return result
 
-    vault = secrets.encrypt(values, password)
+    if existing == values:
+        # Nothing changed: keep the old ciphertext byte for byte (no churn in git).
+        vault = (target / VAULT_PATH).read_bytes()
+    else:
+        vault = secrets.encrypt(values, password)
     if secrets.decrypt(vault, password, VAULT_PATH) != values:  # pragma: no cover - paranoia
         raise InstanceCliError("internal: the vault does not decrypt to what was written")
     _commit(output_dir, target, texts, vault, exists, pw_path if create_password else None,

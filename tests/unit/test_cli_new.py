@@ -115,6 +115,7 @@ def test_force_keeps_every_secret_and_applies_new_answers(
     inv = out / "example"
     password_file = isolated_env / "vault-passwords" / "example.txt"
     first = vault_of(inv, password_file)
+    vault_bytes = (inv / "group_vars/all/vault.yml").read_bytes()
     (inv / "state").mkdir()
     (inv / "state" / "last-deploy.yml").write_text("---\nmastodon_version: v4.5.1\nat: x\n")
     raw = example_raw()
@@ -123,6 +124,9 @@ def test_force_keeps_every_secret_and_applies_new_answers(
     assert result.exit_code == 0, result.output
     assert "0 secrets generated" in result.output
     assert vault_of(inv, password_file) == first
+    assert (inv / "group_vars/all/vault.yml").read_bytes() == vault_bytes, (
+        "no needless re-encryption"
+    )
     main = yaml.safe_load((inv / "group_vars/all/main.yml").read_text())
     assert main["coop_sizing_tier"] == "large"
     assert (inv / "state" / "last-deploy.yml").exists(), "playbook state must survive --force"
