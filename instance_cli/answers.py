@@ -392,7 +392,7 @@ ADMIN_SUBS = (
     Sub(
         "ssh_keys",
         ListOf(SSH_KEY, min_items=1, max_items=10),
-        "Their SSH public keys (one or more)",
+        "Their SSH public keys (one or more, comma-separated)",
     ),
 )
 
@@ -779,6 +779,7 @@ __all__ = [
 # --- interactive questionnaire ------------------------------------------------------------
 
 Ask = Callable[[str, str], str]  # (question, default shown) -> raw text
+CLEAR = "-"  # typed to empty an optional answer that has a default
 Say = Callable[[str], None]
 
 
@@ -790,6 +791,8 @@ def ask_value(ask: Ask, say: Say, label: str, help_text: str, vtype: Type, defau
         text = ask(label, shown)
         if text == "" and default is not REQUIRED:
             text = shown
+        elif text.strip() == CLEAR:
+            text = ""
         try:
             return vtype.from_text(text)
         except BadValue as exc:
@@ -877,5 +880,21 @@ def interview(ask: Ask, say: Say) -> Answers:
             continue
         default = f.default_for(answers) if not f.required else REQUIRED
         answers[f.name] = ask_value(ask, say, f.name, f.help, f.type, default)
-    # The same validation as an answers file: cross-field rules included.
-    return validate(nest(answers))
+    # The same validation as an answers file, cross-field rules included; re-ask only the
+    # fields a cross-field rule names, so nothing typed so far is lost.
+    for _ in range(20):
+        try:
+            return validate(nest(answers))
+        except ValidationError as exc:
+            names = {re.split(r"[:\[]", p, maxsplit=1)[0] for p in exc.problems}
+            for problem in exc.problems:
+                say(f"  Invalid: {problem}")
+            again = [f for f in SCHEMA if f.name in names]
+            if not again:  # pragma: no cover - every problem names a field
+                raise
+            for f in again:
+                if isinstance(f.type, Records):
+                    answers[f.name] = ask_records(ask, say, f, f.type, answers)
+                else:
+                    answers[f.name] = ask_value(ask, say, f.name, f.help, f.type, REQUIRED)
+    raise InstanceCliError("too many invalid answers")

@@ -123,7 +123,10 @@ def new(
     if answers_file is not None:
         answers = load_answers_file(answers_file)
     else:
-        click.echo("New institution: answer each question; press Enter to keep the default.")
+        click.echo(
+            "New institution: answer each question. Enter keeps the [default]; "
+            "'-' empties an optional answer."
+        )
         answers = interview(_ask, _say)
     secret_answers = _secret_answers(answers_file is None, answers)
     result = new_institution(

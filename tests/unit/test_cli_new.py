@@ -282,7 +282,7 @@ def test_missing_answers_file_is_a_usage_error(run: Run, tmp_path: Path) -> None
     assert "does not exist" in result.stderr
 
 
-def interactive_input() -> str:
+def interactive_input(owner: str = "", email_domains: str = "", tail: tuple[str, ...] = ()) -> str:
     lines = [
         "Example University",  # institution.name
         "Example",  # short_name
@@ -292,10 +292,10 @@ def interactive_input() -> str:
         "IT Services",  # admin.name
         "not an email",  # admin.email -> re-asked
         "it@example-university.edu",
-        "",  # owner.username (admin)
+        owner,  # owner.username ("" keeps admin)
         "400",  # users.expected
         "",  # registrations.mode (approval)
-        "",  # email_domains (default)
+        email_domains,  # email_domains ("" keeps the default)
         "en, de",  # languages
         "",  # federation.mode
         "alice", "alice@example-university.edu", "",  # moderator 1
@@ -311,6 +311,7 @@ def interactive_input() -> str:
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyExampleKeyExampleKeyExampleKey00 ops@x",
         "no",  # no second admin
         "192.0.2.10", "", "", "",  # host address/name/timezone, mastodon.version
+        *tail,  # answers to re-asked questions
         "",  # SMTP password (hidden prompt)
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -335,6 +336,24 @@ def test_interactive_new_asks_reasks_and_writes(
     assert texts[-1] == "Be kind to newcomers."
     assert len(texts) == 6
     assert answers["retention"] == {"ip_days": 7, "session_days": 30, "media_cache_days": None}
+
+
+def test_interactive_reasks_fields_named_by_cross_checks_and_dash_clears(
+    run: Run, tmp_path: Path
+) -> None:
+    out = tmp_path / "inventories"
+    tail = ("carol", "carol@example-university.edu", "", "dave", "dave@example-university.edu",
+            "", "no")  # fmt: skip
+    text = interactive_input(owner="alice", email_domains="-", tail=tail)
+    result = run("new", "--output-dir", str(out), input=text)
+    assert result.exit_code == 0, result.output
+    assert "Invalid: moderators: expected people other than the owner" in result.output
+    answers = yaml.safe_load((out / "example" / "answers.yml").read_text())
+    assert answers["owner"]["username"] == "alice"
+    assert [m["username"] for m in answers["moderators"]] == ["carol", "dave"]
+    assert answers["registrations"]["email_domains"] == []
+    main = yaml.safe_load((out / "example" / "group_vars/all/main.yml").read_text())
+    assert main["mastodon_email_domain_allowlist"] == []
 
 
 def test_interactive_eof_aborts_without_writing(run: Run, tmp_path: Path) -> None:
