@@ -74,9 +74,12 @@ def _next_steps(result: Result, output_dir: Path) -> str:
     inv = output_dir / result.plan.slug
     pw = result.password_file
     where = "created" if result.password_created else "using"
+    s = result.plan.sizing
     lines = [
         f"Wrote {inv}/ (tier {result.plan.sizing.tier}; "
         f"{len(result.generated)} secrets generated, {len(result.kept)} kept).",
+        f"Sizing: {s.tier} tier; recommended VM {s.vm_vcpus} vCPU, {s.vm_ram_gb} GB RAM, "
+        f"{s.vm_disk_gb} GB disk; indicative cost {s.monthly_cost_usd} USD/month. {s.note}",
         f"Vault password file ({result.password_source}): {where} {pw}",
         "  Keep it safe and out of git; without it the secrets cannot be read.",
         "",

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 
 class InstanceCliError(Exception):
-    """Base class: a problem the user can fix. Exit code 1, message on stderr, no traceback."""
+    """Base class: a problem the user can fix. Exit code 1, message on stderr, no traceback.
+    (Wrong usage - unknown options, bad option values - is click's, with exit code 2.)"""
 
     exit_code = 1
-
-
-class UsageError(InstanceCliError):
-    """The command was called wrongly (bad option combination). Exit code 2."""
-
-    exit_code = 2
 
 
 class ValidationError(InstanceCliError):

@@ -79,7 +79,13 @@ def test_no_secret_in_plain_text_in_files_or_output(
         assert result.exit_code == 0, result.output
         outputs.append(result.output)
     inv = out / "example"
-    values = vault_of(inv, isolated_env / "vault-passwords" / "example.txt")
+    password_file = isolated_env / "vault-passwords" / "example.txt"
+    for args in (("validate", str(inv), "--vault-password-file", str(password_file)),
+                 ("list", "--inventories", str(out))):  # fmt: skip
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    values = vault_of(inv, password_file)
     assert values["vault_mastodon_smtp_password"] == env["INSTANCE_CLI_SMTP_PASSWORD"]
     assert values["vault_mastodon_oidc_client_secret"] == env["INSTANCE_CLI_OIDC_CLIENT_SECRET"]
     assert all(values[k] for k in secrets.ALL_KEYS)
@@ -88,7 +94,7 @@ def test_no_secret_in_plain_text_in_files_or_output(
         assert value.encode() not in everything, f"{key} leaked"
         # nor a recognisable part of it
         assert value[:16].encode() not in everything, f"{key} leaked (prefix)"
-    password = (isolated_env / "vault-passwords" / "example.txt").read_bytes().strip()
+    password = password_file.read_bytes().strip()
     assert password not in everything
 
 
