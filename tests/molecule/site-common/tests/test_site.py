@@ -1,0 +1,417 @@
+"""What a person would check by hand after `playbooks/site.yml` on a fresh server.
+
+Shared by the site-debian12 and site-debian13 scenarios (molecule verify, testinfra). Checks
+inside the container use testinfra's `host`; checks a remote user would make (ports from another
+machine, TLS, uploads, SSH) run from the test host or from a probe container against the
+container's address on the default bridge network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
+SCRATCH = Path(os.environ.get("SITE_TEST_DIR", "/nonexistent"))
+SCENARIO_DIR = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent"))
+EXAMPLE = REPO / "inventories" / "example"
+MAIN_VARS = yaml.safe_load((EXAMPLE / "group_vars" / "all" / "main.yml").read_text())
+SERVER_NAME: str = MAIN_VARS["nginx_server_name"]
+ENV_FILE = "/home/mastodon/live/.env.production"
+LOOPBACK_ONLY_PORTS = (3000, 4000, 5432, 6379)
+PUBLIC_PORTS = {22, 80, 443}
+# Everything else something in the container listens on (pebble 14000/15000 and its DNS
+# 8053/8055 listen on all addresses; PgBouncer would use 6432) must be filtered.
+PROBED_PORTS = sorted(PUBLIC_PORTS | set(LOOPBACK_ONLY_PORTS) | {6432, 8053, 8055, 14000, 15000})
+MOZILLA_INTERMEDIATE_TLS12 = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+}
+
+
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def container() -> str:
+    molecule_yml = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text())
+    return str(molecule_yml["platforms"][0]["name"])
+
+
+@pytest.fixture(scope="module")
+def address(container: str) -> str:
+    out = _run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", container])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip(), f"{container} has no address on the default bridge"
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def pebble_root(container: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root of pebble's issuing chain (pebble makes a new one at every start)."""
+    out = _run(
+        ["docker", "exec", container, "curl", "-sS", "-k", "https://localhost:15000/roots/0"]
+    )
+    assert out.returncode == 0 and "BEGIN CERTIFICATE" in out.stdout, out.stderr
+    path = tmp_path_factory.mktemp("pebble") / "root.pem"
+    path.write_text(out.stdout)
+    return path
+
+
+def _curl(address: str, root: Path, path: str, *extra: str) -> tuple[int, str]:
+    out = _run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "120",
+            "--resolve",
+            f"{SERVER_NAME}:443:{address}",
+            "--cacert",
+            str(root),
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            *extra,
+            f"https://{SERVER_NAME}{path}",
+        ],
+        timeout=150,
+    )
+    assert out.returncode == 0, out.stderr
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code), body
+
+
+# --- inventory under test ---------------------------------------------------------------
+
+
+def _tree(node: dict[str, Any]) -> dict[str, Any]:
+    children = node.get("children") or {}
+    return {name: _tree(child or {}) for name, child in children.items()} | (
+        {"<hosts>": len(node.get("hosts") or {})} if node.get("hosts") else {}
+    )
+
+
+def test_scenario_groups_are_the_example_institutions_groups() -> None:
+    example = yaml.safe_load((EXAMPLE / "hosts.yml").read_text())["all"]
+    scenario = yaml.safe_load((SCENARIO_DIR / "hosts.yml").read_text())["all"]
+    example.pop("hosts", None)
+    assert _tree(scenario) == _tree(example)
+
+
+# --- services on the host -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", LOOPBACK_ONLY_PORTS)
+def test_backend_port_listens_on_loopback_only(host: Any, port: int) -> None:
+    listening = [s for s in host.socket.get_listening_sockets() if s.startswith("tcp://")]
+    on_port = [s for s in listening if s.rsplit(":", 1)[1] == str(port)]
+    assert on_port, f"nothing listens on port {port}: {listening}"
+    for sock in on_port:
+        address = sock[len("tcp://") :].rsplit(":", 1)[0]
+        assert address in {"127.0.0.1", "::1"}, f"port {port} listens on {address}"
+
+
+def test_env_production_is_private_to_mastodon(host: Any) -> None:
+    env = host.file(ENV_FILE)
+    assert env.is_file
+    assert env.mode == 0o600
+    assert env.user == "mastodon"
+    assert env.group == "mastodon"
+
+
+def test_postgresql_runs_the_sizing_tier(host: Any) -> None:
+    def show(setting: str) -> str:
+        out = host.run(f"runuser -u postgres -- psql -XAtc 'SHOW {setting}'")
+        assert out.rc == 0, out.stderr
+        return str(out.stdout.strip())
+
+    assert show("max_connections") == str(MAIN_VARS["postgresql_max_connections"])
+    assert show("shared_buffers") == MAIN_VARS["postgresql_shared_buffers"]
+    assert show("work_mem") == MAIN_VARS["postgresql_work_mem"]
+    assert show("password_encryption") == "scram-sha-256"
+
+
+def test_mastodon_role_owns_its_database(host: Any) -> None:
+    query = (
+        "SELECT r.rolcanlogin, r.rolcreatedb, r.rolsuper, pg_get_userbyid(d.datdba) "
+        "FROM pg_roles r, pg_database d WHERE r.rolname = 'mastodon' AND d.datname = :'db'"
+    )
+    database = MAIN_VARS["postgresql_mastodon_database"]
+    out = host.run(
+        f"echo {shlex.quote(query)} | runuser -u postgres -- psql -XAt"
+        f" -v db={shlex.quote(database)}"
+    )
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "t|t|f|mastodon"
+
+
+def test_postgresql_socket_uses_peer_authentication(host: Any) -> None:
+    # root is not the mastodon OS user: peer authentication must refuse it.
+    out = host.run("psql -XAtc 'SELECT 1' -U mastodon mastodon_production")
+    assert out.rc != 0
+    assert "Peer authentication failed" in out.stderr
+    ok = host.run("runuser -u mastodon -- psql -XAtc 'SELECT current_user' mastodon_production")
+    assert ok.rc == 0, ok.stderr
+    assert ok.stdout.strip() == "mastodon"
+
+
+def test_redis_requires_the_password(host: Any) -> None:
+    out = host.run("redis-cli -h 127.0.0.1 --no-auth-warning SET site-test 1")
+    assert "NOAUTH" in out.stdout + out.stderr
+
+
+def test_redis_keeps_jobs_and_data(host: Any) -> None:
+    conf = host.file("/etc/redis/redis.conf")
+    assert conf.mode == 0o640
+    assert conf.user == "redis"
+    content = conf.content_string
+    assert "maxmemory-policy noeviction" in content
+    assert "appendonly yes" in content
+    assert f"maxmemory {MAIN_VARS['redis_maxmemory']}" in content
+    assert host.run("runuser -u redis -- test -d /var/lib/redis/appendonlydir").rc == 0
+
+
+def test_fail2ban_sshd_jail_is_active(host: Any) -> None:
+    out = host.run("fail2ban-client status sshd")
+    assert out.rc == 0, out.stderr
+    assert "Currently banned" in out.stdout
+
+
+# --- what another machine sees ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def probe(container: str) -> Iterator[str]:
+    """A second container on the default bridge, the same test-bed shape, removed afterwards."""
+    name = f"{container}-probe"
+    image = os.environ.get("SITE_PROBE_IMAGE", "instance-testbed:debian12")
+    _run(["docker", "rm", "-f", name])
+    started = _run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "NET_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--cgroupns",
+            "host",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run/lock",
+            image,
+        ]
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        yield name
+    finally:
+        _run(["docker", "rm", "-f", name])
+
+
+def test_only_ssh_and_web_answer_from_another_container(probe: str, address: str) -> None:
+    # One bash per port in parallel, each bounded by `timeout 4`; print the ports that connect.
+    script = " ".join(
+        f"(timeout 4 bash -c '</dev/tcp/{address}/{port}' 2>/dev/null && echo {port}) &"
+        for port in PROBED_PORTS
+    )
+    out = _run(["docker", "exec", probe, "bash", "-c", f"{script} wait"], timeout=30)
+    open_ports = {int(p) for p in out.stdout.split()}
+    assert open_ports == PUBLIC_PORTS
+
+
+# --- HTTPS, TLS, uploads, health ----------------------------------------------------------
+
+
+def test_https_certificate_chains_to_the_pebble_acme_server(
+    address: str, pebble_root: Path
+) -> None:
+    context = ssl.create_default_context(cafile=str(pebble_root))
+    with (
+        socket.create_connection((address, 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
+    ):
+        cert = tls.getpeercert()
+    issuer = dict(item[0] for item in cert["issuer"])
+    assert "Pebble" in issuer.get("commonName", ""), issuer
+    names = {value for kind, value in cert["subjectAltName"] if kind == "DNS"}
+    assert SERVER_NAME in names
+
+
+def test_tls_scan_shows_mozilla_intermediate_and_hsts(address: str) -> None:
+    from sslyze import (
+        ScanCommand,
+        Scanner,
+        ServerNetworkLocation,
+        ServerScanRequest,
+    )
+
+    versions = {
+        ScanCommand.SSL_2_0_CIPHER_SUITES: "SSLv2",
+        ScanCommand.SSL_3_0_CIPHER_SUITES: "SSLv3",
+        ScanCommand.TLS_1_0_CIPHER_SUITES: "TLSv1.0",
+        ScanCommand.TLS_1_1_CIPHER_SUITES: "TLSv1.1",
+        ScanCommand.TLS_1_2_CIPHER_SUITES: "TLSv1.2",
+        ScanCommand.TLS_1_3_CIPHER_SUITES: "TLSv1.3",
+    }
+    scanner = Scanner()
+    scanner.queue_scans(
+        [
+            ServerScanRequest(
+                server_location=ServerNetworkLocation(SERVER_NAME, 443, address),
+                scan_commands={*versions, ScanCommand.HTTP_HEADERS},
+            )
+        ]
+    )
+    (result,) = list(scanner.get_results())
+    assert result.scan_result is not None, result.connectivity_error_trace
+    accepted: dict[str, set[str]] = {}
+    for command, label in versions.items():
+        attempt = getattr(result.scan_result, command.value)
+        assert attempt.result is not None, f"{label} scan failed: {attempt.error_trace}"
+        suites = {s.cipher_suite.openssl_name for s in attempt.result.accepted_cipher_suites}
+        if suites:
+            accepted[label] = suites
+    assert set(accepted) == {"TLSv1.2", "TLSv1.3"}
+    assert accepted["TLSv1.2"] == MOZILLA_INTERMEDIATE_TLS12
+    headers = result.scan_result.http_headers.result
+    assert headers is not None
+    hsts = headers.strict_transport_security_header
+    assert hsts is not None, "no Strict-Transport-Security header"
+    assert hsts.max_age == 63072000
+    assert hsts.include_subdomains
+
+
+def test_health_endpoints_answer_200_over_https(address: str, pebble_root: Path) -> None:
+    for path in ("/health", "/api/v1/streaming/health"):
+        code, _ = _curl(address, pebble_root, path)
+        assert code == 200, path
+
+
+def test_40_mb_upload_reaches_the_app(address: str, pebble_root: Path, tmp_path: Path) -> None:
+    upload = tmp_path / "upload.bin"
+    size = 40 * 1024 * 1024
+    with upload.open("wb") as handle:
+        handle.truncate(size)
+    code, body = _curl(address, pebble_root, "/api/v2/media", "-F", f"file=@{upload}")
+    assert code == 200, body[:300]
+    assert json.loads(body)["size"] == size
+
+
+def test_ssh_key_login_works(address: str) -> None:
+    key = SCRATCH / "ssh" / "id_ed25519"
+    out = _run(
+        [
+            *_ssh(address),
+            "-i",
+            str(key),
+            "-o",
+            "PreferredAuthentications=publickey",
+            f"opsadmin@{address}",
+            "id",
+            "-un",
+        ]
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "opsadmin"
+
+
+def test_ssh_password_login_is_refused(address: str) -> None:
+    out = _run(
+        [
+            *_ssh(address),
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+            f"opsadmin@{address}",
+            "true",
+        ]
+    )
+    assert out.returncode == 255
+    # The server offers public keys only: no password prompt exists to answer.
+    assert "Permission denied (publickey)" in out.stderr, out.stderr
+
+
+def _ssh(address: str) -> list[str]:
+    """ssh options for a non-interactive login attempt to a throw-away container."""
+    assert address
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+    ]
+
+
+# --- secrets and state on the controller --------------------------------------------------
+
+
+def _vault_values() -> list[str]:
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password = (REPO / "examples" / "example-university.vault-pass").read_bytes().strip()
+    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password))])
+    plain = vault.decrypt((EXAMPLE / "group_vars" / "all" / "vault.yml").read_bytes())
+    values = yaml.safe_load(plain)
+    return [str(v) for v in values.values() if v not in (None, "")]
+
+
+def test_verbose_ansible_output_contains_no_secret() -> None:
+    log = SCRATCH / "ansible-v.log"
+    text = log.read_text(errors="replace")
+    # The log must really hold the -v converge of the roles that handle secrets.
+    assert "Create the Mastodon database role" in text
+    assert "Write the Redis configuration" in text
+    secrets = _vault_values()
+    assert len(secrets) >= 8
+    leaked = [f"{s[:3]}…({len(s)} chars)" for s in secrets if s in text]
+    assert not leaked, f"secret values in the -v output: {leaked}"
+
+
+def test_last_deploy_is_recorded_on_the_controller() -> None:
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    state = yaml.safe_load((inventory / "state" / "last-deploy.yml").read_text())
+    overrides = yaml.safe_load(
+        (SCENARIO_DIR.parent / "site-common" / "test-overrides.yml").read_text()
+    )
+    assert state["mastodon_version"] == overrides["mastodon_version"]
+    assert time.strptime(state["at"], "%Y-%m-%dT%H:%M:%SZ")
