@@ -13,9 +13,10 @@ from click.testing import CliRunner, Result
 from instance_cli.cli import cli
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No test reads the developer's vault passwords or secret env vars."""
+    """No instance-cli test reads the developer's vault passwords or secret env vars (used by
+    `run` and `write_answers`, so every CLI invocation in these tests is isolated)."""
     config = tmp_path / "config"
     monkeypatch.setenv("INSTANCE_CLI_CONFIG_DIR", str(config))
     for var in (
@@ -28,7 +29,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def write_answers(tmp_path: Path) -> Callable[[Any], Path]:
+def write_answers(tmp_path: Path, isolated_env: Path) -> Callable[[Any], Path]:
     def _write(data: Any, name: str = "answers.yml") -> Path:
         path = tmp_path / name
         path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
@@ -38,7 +39,7 @@ def write_answers(tmp_path: Path) -> Callable[[Any], Path]:
 
 
 @pytest.fixture
-def run() -> Callable[..., Result]:
+def run(isolated_env: Path) -> Callable[..., Result]:
     runner = CliRunner()
 
     def _run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:

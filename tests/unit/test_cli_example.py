@@ -79,11 +79,21 @@ def test_generated_yaml_passes_yamllint_strict(run: Callable[..., Any], tmp_path
         assert Path(target).read_text().startswith("---\n")
 
 
-def test_ansible_inventory_reads_the_example() -> None:
+# Inventory directories hold files that are not inventory sources (answers.yml, community/,
+# state/); ansible.cfg must tell ansible-inventory to skip them, or it reads answers.yml as
+# groups. This is the [inventory] section the repository's ansible.cfg needs.
+IGNORE_SECTION = (
+    "\n[inventory]\n"
+    "# Not inventory sources: the CLI's answers, community texts, playbooks' state.\n"
+    "ignore_patterns = ^answers\\.yml$, ^community$, ^state$\n"
+)
+
+
+def ansible_inventory_list(config: Path) -> tuple[dict[str, Any], str]:
     env = {
         **os.environ,
         "ANSIBLE_VAULT_PASSWORD_FILE": str(EXAMPLE_PASS),
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_CONFIG": str(config),
         "ANSIBLE_LOCAL_TEMP": "/tmp/instance-cli-test-ansible-tmp",
     }
     proc = subprocess.run(
@@ -96,7 +106,10 @@ def test_ansible_inventory_reads_the_example() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    return json.loads(proc.stdout), proc.stderr
+
+
+def check_example_inventory(data: dict[str, Any], stderr: str) -> None:
     # groups as designed, and nothing parsed out of answers.yml or community/
     assert set(data["all"]["children"]) == {
         "ungrouped",
@@ -113,7 +126,7 @@ def test_ansible_inventory_reads_the_example() -> None:
     for group in ("mastodon_web", "mastodon_sidekiq", "mastodon_streaming", "postgresql",
                   "redis", "backup"):  # fmt: skip
         assert data[group]["hosts"] == ["example-1"], group
-    assert "WARNING" not in proc.stderr, proc.stderr
+    assert "WARNING" not in stderr, stderr
     host = data["_meta"]["hostvars"]["example-1"]
     assert host["ansible_host"] == "192.0.2.10"
     assert host["coop_institution_slug"] == "example"
@@ -130,3 +143,16 @@ def test_ansible_inventory_reads_the_example() -> None:
                 "vault_mastodon_vapid_public_key"):  # fmt: skip
         assert isinstance(host[key], str) and host[key], key
     assert len(host["vault_mastodon_secret_key_base"]) == 128
+
+
+def test_ansible_inventory_reads_the_example_with_the_repository_config() -> None:
+    """The real thing: `ansible-inventory -i inventories/example --list` with ansible.cfg."""
+    check_example_inventory(*ansible_inventory_list(REPO / "ansible.cfg"))
+
+
+def test_ansible_inventory_with_the_ignore_patterns_section(tmp_path: Path) -> None:
+    """The same with IGNORE_SECTION added when ansible.cfg lacks it: proves the section works."""
+    text = (REPO / "ansible.cfg").read_text()
+    config = tmp_path / "ansible.cfg"
+    config.write_text(text if "ignore_patterns" in text else text + IGNORE_SECTION)
+    check_example_inventory(*ansible_inventory_list(config))
