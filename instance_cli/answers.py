@@ -22,6 +22,7 @@ from instance_cli.errors import InstanceCliError, ValidationError
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_ANSWERS_BYTES = 1_000_000
+MAX_DEPTH = 20  # an answers file needs 5 levels of nesting
 MAX_RULES = 10
 MAX_RULE_TEXT = 300  # Mastodon rejects longer rule texts
 MAX_RULE_HINT = 1000  # our own sanity limit
@@ -674,8 +675,22 @@ def load_answers_file(path: Path) -> Answers:
     return parse_answers_text(text, path.name)
 
 
+def _check_depth(text: str) -> None:
+    """Refuse absurdly nested documents before building them: deep recursion in the YAML
+    constructor can exhaust the C stack. Walking the parser's events is flat and cheap."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RecursionError
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
 def parse_answers_text(text: str, source: str) -> Answers:
     try:
+        _check_depth(text)
         raw = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml when present)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -683,7 +698,9 @@ def parse_answers_text(text: str, source: str) -> Answers:
         reason = getattr(exc, "problem", None) or "invalid YAML"
         raise ValidationError([f"not valid YAML{where}: {reason}"], source=source) from None
     except RecursionError:
-        raise ValidationError(["not valid YAML: nested too deeply"], source=source) from None
+        raise ValidationError(
+            [f"expected at most {MAX_DEPTH} levels of nesting, got more"], source=source
+        ) from None
     try:
         return validate(raw)
     except ValidationError as exc:

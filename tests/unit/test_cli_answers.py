@@ -170,3 +170,20 @@ def test_committed_answers_reference_matches_schema() -> None:
     )
     for field in A.SCHEMA:
         assert f"`{field.name}`" in committed
+
+
+def test_deeply_nested_documents_are_refused_without_crashing(tmp_path: Path) -> None:
+    # In a subprocess: without the guard, libyaml's constructor overflows the C stack.
+    import subprocess
+    import sys
+
+    path = tmp_path / "deep.yml"
+    path.write_text("institution:\n  name: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "instance_cli", "new", "--answers", str(path), "--output-dir",
+         str(tmp_path / "inv"), "--dry-run"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "deep.yml: expected at most 20 levels of nesting, got more" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -284,6 +284,7 @@ def test_unknown_keys_are_rejected_by_name(key: str, group: str, value: Any) -> 
         st.lists(TEXT, max_size=5).map(yaml.safe_dump),
         st.just("institution: {name: [unclosed\n"),
         st.just("a: &x [*x]\n"),
+        st.integers(21, 3000).map(lambda n: "languages: " + "[" * n + "]" * n + "\n"),
     )
 )
 def test_garbage_files_end_in_a_clear_error(document: str) -> None:
