@@ -56,7 +56,7 @@ def _load_yaml(path: Path, rel: str, problems: list[str]) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         problems.append(f"{rel}: missing")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         problems.append(f"{rel}: unreadable ({type(exc).__name__})")
     return None
 

@@ -174,3 +174,13 @@ def test_list_empty_and_missing_dirs(run: Run, tmp_path: Path) -> None:
     result = run("list", "--inventories", str(tmp_path / "missing"))
     assert result.exit_code == 1
     assert "does not exist" in result.stderr
+
+
+def test_unparsable_files_are_problems_not_tracebacks(run: Run, inv: Path) -> None:
+    (inv / "hosts.yml").write_text("all: [unclosed\n")
+    (inv / "community/rules.yml").write_text("rules: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = validate(run, inv)
+    assert result.exit_code == 1
+    assert "hosts.yml: unreadable (" in result.stderr
+    assert "community/rules.yml: " in result.stderr
+    assert "Traceback" not in result.output
