@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+testinfra_hosts = ["bed_services"]
+
 
 def test_systemd_reports_the_system_running(host: Any) -> None:
     state = host.run("systemctl is-system-running")
