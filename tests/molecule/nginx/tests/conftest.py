@@ -37,8 +37,14 @@ def sslyze_scan(instance_ip: str, tmp_path_factory: pytest.TempPathFactory) -> d
     subprocess.run(
         [
             str(sslyze),
-            "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3",
-            "--http_headers", "--certinfo",
+            "--sslv2",
+            "--sslv3",
+            "--tlsv1",
+            "--tlsv1_1",
+            "--tlsv1_2",
+            "--tlsv1_3",
+            "--http_headers",
+            "--certinfo",
             f"--json_out={out}",
             f"{SERVER_NAME}:443{{{instance_ip}}}",
         ],

@@ -14,13 +14,18 @@ def test_nginx_config_is_valid(instance: testinfra.host.Host) -> None:
 
 
 def test_port_80_redirects_to_https(instance: testinfra.host.Host) -> None:
-    result = curl(instance, f"-o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{SERVER_NAME}/about?x=1")
+    result = curl(
+        instance,
+        f"-o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{SERVER_NAME}/about?x=1",
+    )
     assert result.stdout == f"301 https://{SERVER_NAME}/about?x=1"
 
 
 def test_port_80_serves_acme_challenges(instance: testinfra.host.Host) -> None:
     instance.check_output("mkdir -p /var/www/acme/.well-known/acme-challenge")
-    instance.check_output("echo token-body > /var/www/acme/.well-known/acme-challenge/hd-test-token")
+    instance.check_output(
+        "echo token-body > /var/www/acme/.well-known/acme-challenge/hd-test-token"
+    )
     try:
         result = curl(instance, f"-f http://{SERVER_NAME}/.well-known/acme-challenge/hd-test-token")
         assert result.rc == 0
@@ -55,12 +60,17 @@ def test_uploads_cannot_run_scripts(instance: testinfra.host.Host) -> None:
 
 
 @pytest.mark.parametrize(("size_mb", "expect_413"), [(40, False), (81, True)])
-def test_upload_size_limit_is_80m(instance: testinfra.host.Host, size_mb: int, expect_413: bool) -> None:
+def test_upload_size_limit_is_80m(
+    instance: testinfra.host.Host, size_mb: int, expect_413: bool
+) -> None:
     body = f"/tmp/hd-upload-{size_mb}"
     instance.check_output(f"head -c {size_mb}M /dev/zero > {body}")
     try:
-        result = curl(instance, f"-k -o /dev/null -w '%{{http_code}}' --data-binary @{body} "
-                                f"https://{SERVER_NAME}/api/v2/media")
+        result = curl(
+            instance,
+            f"-k -o /dev/null -w '%{{http_code}}' --data-binary @{body} "
+            f"https://{SERVER_NAME}/api/v2/media",
+        )
         # The dummy upstream answers POST with 501; nginx itself answers 413 above the limit.
         assert (result.stdout == "413") is expect_413, result.stdout
         assert result.stdout != "000"
@@ -71,7 +81,9 @@ def test_upload_size_limit_is_80m(instance: testinfra.host.Host, size_mb: int, e
 def test_upstream_failure_shows_mastodon_500_page(instance: testinfra.host.Host) -> None:
     instance.check_output("systemctl stop hd-dummy-web.service")
     try:
-        result = curl(instance, f"-k -w '\\n%{{http_code}}' https://{SERVER_NAME}/nocache-{id(instance)}")
+        result = curl(
+            instance, f"-k -w '\\n%{{http_code}}' https://{SERVER_NAME}/nocache-{id(instance)}"
+        )
         assert result.stdout.strip().endswith("502")
         assert "mastodon 500 page" in result.stdout
     finally:
@@ -84,7 +96,10 @@ def test_upstream_failure_shows_mastodon_500_page(instance: testinfra.host.Host)
 def test_auth_endpoint_is_rate_limited(instance: testinfra.host.Host) -> None:
     codes = []
     for _ in range(20):
-        result = curl(instance, f"-k -o /dev/null -w '%{{http_code}}' -X POST https://{SERVER_NAME}/auth/sign_in")
+        result = curl(
+            instance,
+            f"-k -o /dev/null -w '%{{http_code}}' -X POST https://{SERVER_NAME}/auth/sign_in",
+        )
         codes.append(result.stdout)
     assert "429" in codes, codes
     log = instance.file("/var/log/nginx/error.log").content_string

@@ -23,8 +23,12 @@ def _accepted(scan: dict[str, Any], key: str) -> set[str]:
 
 
 def test_only_tls12_and_tls13_are_accepted(sslyze_scan: dict[str, Any]) -> None:
-    for old in ("ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites",
-                "tls_1_1_cipher_suites"):
+    for old in (
+        "ssl_2_0_cipher_suites",
+        "ssl_3_0_cipher_suites",
+        "tls_1_0_cipher_suites",
+        "tls_1_1_cipher_suites",
+    ):
         assert _accepted(sslyze_scan, old) == set(), old
     assert _accepted(sslyze_scan, "tls_1_2_cipher_suites")
     assert _accepted(sslyze_scan, "tls_1_3_cipher_suites")
@@ -65,5 +69,7 @@ def test_certbot_lineages_and_renewal(instance: testinfra.host.Host) -> None:
     hook = instance.file("/etc/letsencrypt/renewal-hooks/deploy/50-reload-nginx")
     assert hook.mode == 0o755
     assert "systemctl reload nginx" in hook.content_string
-    renewal = instance.file("/etc/letsencrypt/renewal/social.example.test-ecdsa.conf").content_string
+    renewal = instance.file(
+        "/etc/letsencrypt/renewal/social.example.test-ecdsa.conf"
+    ).content_string
     assert "authenticator = webroot" in renewal
