@@ -94,7 +94,12 @@ def repr_yaml(value: str) -> str:
     return yaml.safe_dump(value, allow_unicode=True).removesuffix("\n...\n").strip()
 
 
-@given(st.lists(st.text(min_size=1, max_size=300).filter(str.strip), max_size=10))
+# Control characters are left out: PyYAML's dumper writes U+0085 raw, which YAML reads as a
+# line break; that is the generator's limit, not the parser's.
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs"))
+
+
+@given(st.lists(st.text(PRINTABLE, min_size=1, max_size=300).filter(str.strip), max_size=10))
 def test_any_valid_rule_list_round_trips(texts: list[str]) -> None:
     import yaml
 
