@@ -96,7 +96,7 @@ def repr_yaml(value: str) -> str:
 
 # Control characters are left out: PyYAML's dumper writes U+0085 raw, which YAML reads as a
 # line break; that is the generator's limit, not the parser's.
-PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs"))
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"))
 
 
 @given(st.lists(st.text(PRINTABLE, min_size=1, max_size=300).filter(str.strip), max_size=10))
