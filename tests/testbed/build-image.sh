@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Build the systemd Debian base images of the test bed with debootstrap:
 #   instance-testbed:debian12 (bookworm) and instance-testbed:debian13 (trixie).
 # Usage: tests/testbed/build-image.sh [debian12|debian13|all]   (default: all)
@@ -8,7 +9,7 @@
 # of its recipe (this script, the files it uses, the host's sources), and it is
 # rebuilt only when that hash changes. TESTBED_FORCE_BUILD=1 rebuilds regardless.
 set -euo pipefail
-# shellcheck source=tests/testbed/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 image_repo="instance-testbed"

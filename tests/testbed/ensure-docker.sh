@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Make a docker daemon available for the test bed (fresh Debian 12, run as root).
 #  - installs docker.io and debootstrap from Debian's archive when missing;
 #  - starts dockerd in the background only when no daemon answers, logging to
@@ -6,7 +7,7 @@
 #    tests/testbed/.work/dockerd.pid, so stop-docker.sh stops only a daemon WE started.
 # Idempotent: a second run with a daemon already answering changes nothing.
 set -euo pipefail
-# shellcheck source=tests/testbed/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pid_file="$work_dir/dockerd.pid"

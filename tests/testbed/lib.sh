@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 
 testbed_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034 # used by the scripts that source this file
 repo_root="$(cd "$testbed_dir/../.." && pwd)"
 work_dir="$testbed_dir/.work"
 mkdir -p "$work_dir"

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Run every molecule scenario of the container test bed, in order:
 #   1. ensure a docker daemon (ensure-docker.sh), 2. build/refresh the base
 #   images (build-image.sh, cached), 3. `molecule test -s <name>` per scenario.
 # Prints a per-scenario timing table, writes tests/.artifacts/scenario-timings.json,
 # exits non-zero when any scenario fails. On exit (also on failure or Ctrl-C) it
-# destroys the scenarios' containers and stops a dockerd only if it started one.
+# destroys the containers of the scenarios it ran and stops a dockerd only if it
+# started one.
 #
 # Environment:
 #   SCENARIOS="bed other"   run only these (names from the list below, in list order)
 #   SCENARIO_TIMEOUT=1800   seconds one scenario may take before it is killed
 #   FAIL_FAST=1             stop at the first failing scenario
 set -euo pipefail
-# shellcheck source=tests/testbed/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The scenarios, in the order they run. Add yours with ONE line here.
@@ -75,8 +77,12 @@ cleanup() {
     (cd "$tests_dir" && timeout 300 molecule destroy -s "$current") >/dev/null 2>&1 || true
   fi
   if docker info >/dev/null 2>&1; then
-    # Only containers the test bed labelled; nobody else's.
-    mapfile -t leftovers < <(docker ps -aq --filter label=org.instance-testbed.scenario)
+    # Only containers shared/create.yml labelled for the scenarios of THIS run.
+    local s leftovers=()
+    for s in "${selected[@]}"; do
+      mapfile -t -O "${#leftovers[@]}" leftovers \
+        < <(docker ps -aq --filter "label=org.instance-testbed.scenario=$s")
+    done
     if (( ${#leftovers[@]} > 0 )); then
       log "removing ${#leftovers[@]} leftover test-bed container(s)"
       docker rm -f "${leftovers[@]}" >/dev/null 2>&1 || true

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Stop the docker daemon ONLY if ensure-docker.sh started it (its pid file exists).
 # A daemon started by anyone else (systemd, the CI image) is left alone. Idempotent.
 set -euo pipefail
-# shellcheck source=tests/testbed/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pid_file="$work_dir/dockerd.pid"

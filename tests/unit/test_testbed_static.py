@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MOLECULE = ROOT / "tests" / "molecule"
-SHARED = yaml.safe_load((MOLECULE / "shared" / "testbed.yml").read_text(encoding="utf-8"))
+SHARED = yaml.safe_load((MOLECULE / "shared" / "vars" / "testbed.yml").read_text(encoding="utf-8"))
 SCENARIOS = sorted(p.parent for p in MOLECULE.glob("*/molecule.yml"))
 RUN_SCENARIOS = ROOT / "tests" / "testbed" / "run-scenarios.sh"
 SAFETY_CHECK = "../../shared/tests/test_testbed_safety.py"
@@ -102,7 +102,9 @@ def test_scenario_keeps_converge_idempotence_verify(scenario: Path) -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
 def test_scenario_is_listed_in_run_scenarios(scenario: Path) -> None:
-    assert scenario.name in _listed_scenarios()
+    assert scenario.name in _listed_scenarios(), (
+        f"scenario {scenario.name!r} never runs in CI: add it to ALL_SCENARIOS in {RUN_SCENARIOS}"
+    )
 
 
 def test_every_listed_scenario_exists() -> None:
