@@ -19,6 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The scenarios, in the order they run. Add yours with ONE line here.
 ALL_SCENARIOS=(
   bed
+  site-debian12
+  site-debian13
 )
 
 tests_dir="$repo_root/tests"
