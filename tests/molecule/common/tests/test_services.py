@@ -24,7 +24,7 @@ def test_unattended_upgrades_reboot_window(instance: testinfra.host.Host) -> Non
     assert 'Unattended-Upgrade::Automatic-Reboot "true";' in dump
     assert 'Unattended-Upgrade::Automatic-Reboot-Time "04:00";' in dump
     assert "label=Debian-Security" in dump
-    assert "label=Debian\";" not in dump  # Debian's non-security default was replaced
+    assert 'label=Debian";' not in dump  # Debian's non-security default was replaced
     periodic = instance.check_output("apt-config dump APT::Periodic")
     assert 'APT::Periodic::Unattended-Upgrade "1";' in periodic
     assert instance.package("unattended-upgrades").is_installed
@@ -44,3 +44,27 @@ def test_journald_limits(instance: testinfra.host.Host) -> None:
 
 def test_timezone(instance: testinfra.host.Host) -> None:
     assert instance.file("/etc/localtime").linked_to == "/usr/share/zoneinfo/Etc/UTC"
+
+
+def test_fail2ban_bans_ssh_guessing_from_probe(
+    instance: testinfra.host.Host, instance_ip: str, probe: testinfra.host.Host
+) -> None:
+    probe_ip = next(a for a in probe.interface("eth0").addresses if ":" not in a)
+    instance.run(f"fail2ban-client set sshd unbanip {probe_ip}")
+    try:
+        for _ in range(7):
+            probe.run(
+                "timeout 15 ssh -o BatchMode=yes -o StrictHostKeyChecking=no "
+                f"-o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 nosuchuser@{instance_ip} true"
+            )
+        # fail2ban reads the journal asynchronously: poll, bounded to 30 s.
+        banned = instance.run(
+            "timeout 30 sh -c 'until fail2ban-client get sshd banip | grep -qw "
+            f"{probe_ip}; do sleep 1; done'"
+        )
+        assert banned.rc == 0, instance.run("fail2ban-client status sshd").stdout
+        # The ban is enforced by nftables: SSH no longer answers the probe.
+        assert probe.run(f"nc -z -w 3 {instance_ip} 22").rc != 0
+    finally:
+        instance.run(f"fail2ban-client set sshd unbanip {probe_ip}")
+    assert probe.run(f"nc -z -w 5 {instance_ip} 22").rc == 0

@@ -23,20 +23,18 @@ def test_effective_sshd_config_is_keys_only(instance: testinfra.host.Host) -> No
     assert "sha1" not in settings["kexalgorithms"]
 
 
-def test_key_login_and_sudo_work_from_probe(
-    instance_ip: str, probe: testinfra.host.Host
-) -> None:
+def test_key_login_and_sudo_work_from_probe(instance_ip: str, probe: testinfra.host.Host) -> None:
     # A NEW connection after the firewall and sshd changes: the operator is not locked out.
     result = probe.run(
-        f"timeout 30 ssh {SSH_OPTS} -i /root/admin_ed25519 opsadmin@{instance_ip} "
-        "'sudo -n id -u'"
+        f"timeout 30 ssh {SSH_OPTS} -i /root/admin_ed25519 opsadmin@{instance_ip} 'sudo -n id -u'"
     )
     assert result.rc == 0, result.stderr
     assert result.stdout.strip() == "0"
 
 
-def test_password_login_is_refused(instance: testinfra.host.Host, instance_ip: str,
-                                   probe: testinfra.host.Host) -> None:
+def test_password_login_is_refused(
+    instance: testinfra.host.Host, instance_ip: str, probe: testinfra.host.Host
+) -> None:
     # Give a throwaway account a known password: if sshd accepted passwords, this would log in.
     instance.check_output("id pwprobe >/dev/null 2>&1 || useradd -m pwprobe")
     instance.check_output("echo 'pwprobe:Correct-Horse-42' | chpasswd")
