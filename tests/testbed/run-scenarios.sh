@@ -21,6 +21,7 @@ ALL_SCENARIOS=(
   bed
   site-debian12
   site-debian13
+  nginx
 )
 
 tests_dir="$repo_root/tests"
