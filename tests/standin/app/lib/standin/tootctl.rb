@@ -83,12 +83,13 @@ module Standin
         puts 'OK'
         puts "New password: #{password}" if options[:confirmed]
       else
-        errors = user.errors.to_hash.merge(account.errors.to_hash).except(:account)
+        errors = user.errors.to_hash.merge(account.errors.to_hash)
+        errors.reject! { |attribute, _| attribute.to_s.start_with?('account') }
         errors.each do |attribute, messages|
           warn "Failure/Error: #{attribute}"
-          messages.each { |message| warn "    #{message == 'has already been taken' ? 'taken' : message} (#{message})" }
+          messages.uniq.each { |message| warn "    #{message == 'has already been taken' ? 'taken' : message}" }
         end
-        raise Failure, ''
+        raise Failure, 'Account not created'
       end
     end
 
