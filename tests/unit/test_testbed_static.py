@@ -7,6 +7,8 @@ by tests/molecule/shared/tests/test_testbed_safety.py in every verify."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +162,73 @@ def test_a_platform_leaving_the_shape_is_reported(change: dict[str, Any], expect
         del bad["privileged"]
     problems = platform_problems(bad)
     assert any(expected in p for p in problems), problems
+
+
+def _host_sources(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "testbed" / "host_sources.py"),
+            *args,
+            "--apt-dir",
+            str(tmp_path / "apt"),
+            "--os-release",
+            str(tmp_path / "os-release"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def fake_host(tmp_path: Path) -> Path:
+    """A host with a deb822 Debian source, a one-line security source and a
+    third-party repository that must not reach the images."""
+    (tmp_path / "os-release").write_text('VERSION_CODENAME="bookworm"\n', encoding="utf-8")
+    parts = tmp_path / "apt" / "sources.list.d"
+    parts.mkdir(parents=True)
+    (parts / "debian.sources").write_text(
+        "Types: deb deb-src\n# a comment\nURIs: http://mirror.invalid/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main contrib\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\nURIs: https://vendor.invalid/apt\nSuites: nodistro\nComponents: main\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "apt" / "sources.list").write_text(
+        "deb [signed-by=/k.gpg] http://security.invalid/debian-security bookworm-security main\n"
+        "deb http://other.invalid/x cloud-sdk-bookworm main\n",
+        encoding="utf-8",
+    )
+    (parts / "disabled.list.disabled").write_text(
+        "deb http://off.invalid/ bookworm main\n", encoding="utf-8"
+    )
+    return tmp_path
+
+
+def test_host_sources_mirror_is_the_hosts_main_archive(fake_host: Path) -> None:
+    result = _host_sources(fake_host, "mirror", "trixie")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://mirror.invalid/debian"
+
+
+def test_host_sources_retarget_keeps_only_the_debian_release(fake_host: Path) -> None:
+    result = _host_sources(fake_host, "sources", "trixie")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Suites: trixie trixie-updates" in out
+    assert "Suites: trixie-security" in out
+    assert "bookworm" not in out
+    assert "vendor.invalid" not in out and "other.invalid" not in out
+    assert "off.invalid" not in out
+    assert "Signed-By: /k.gpg" in out
+    assert "Types: deb\n" in out and "deb-src" not in out
+
+
+def test_host_sources_fails_without_a_debian_entry(tmp_path: Path) -> None:
+    (tmp_path / "os-release").write_text("VERSION_CODENAME=bookworm\n", encoding="utf-8")
+    (tmp_path / "apt" / "sources.list.d").mkdir(parents=True)
+    result = _host_sources(tmp_path, "mirror", "bookworm")
+    assert result.returncode != 0
+    assert "no apt source" in result.stderr
