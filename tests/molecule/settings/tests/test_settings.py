@@ -92,7 +92,7 @@ def changes(results: dict[str, dict[str, Any]], fragment: str) -> list[dict[str,
 
 
 def v2_vars() -> str:
-    return "@" + str(SCENARIO / "vars-v2.yml")
+    return "@" + str(SCENARIO / "vars" / "v2.yml")
 
 
 def run_in_container(host: Any, command: str) -> str:
@@ -255,7 +255,7 @@ def inventory_vars() -> dict[str, Any]:
 
 def v2_inventory_vars() -> dict[str, Any]:
     merged = inventory_vars()
-    merged.update(yaml.safe_load((SCENARIO / "vars-v2.yml").read_text()))
+    merged.update(yaml.safe_load((SCENARIO / "vars" / "v2.yml").read_text()))
     return merged
 
 
