@@ -49,6 +49,7 @@ done
 
 names=(); results=(); seconds=()
 current=""
+child=""
 record() { names+=("$1"); results+=("$2"); seconds+=("$3"); }
 
 report() {
@@ -75,6 +76,10 @@ report() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [[ -n "$child" ]]; then
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
   if [[ -n "$current" ]]; then
     log "cleaning up after interrupted scenario $current"
     (cd "$tests_dir" && timeout 300 molecule destroy -s "$current") >/dev/null 2>&1 || true
@@ -107,22 +112,28 @@ start=$SECONDS
 record "(base images)" ok $((SECONDS - start))
 
 failed=0
+cd "$tests_dir"   # molecule finds tests/molecule/<name>/ from here
 for s in "${selected[@]}"; do
   echo "=== scenario: $s"
   current="$s"
   start=$SECONDS
-  if (cd "$tests_dir" && timeout --kill-after=60 "$scenario_timeout" molecule test -s "$s") \
-      2>&1 | tee "$artifacts/scenario-$s.log"; then
+  # In the background and waited for, so Ctrl-C/TERM reach the trap at once;
+  # timeout puts molecule in its own process group and signals all of it.
+  timeout --kill-after=60 "$scenario_timeout" molecule test -s "$s" \
+    > >(tee "$artifacts/scenario-$s.log") 2>&1 &
+  child=$!
+  if wait "$child"; then
     record "$s" ok $((SECONDS - start))
   else
     record "$s" FAILED $((SECONDS - start))
     failed=$((failed + 1))
-    (cd "$tests_dir" && timeout 300 molecule destroy -s "$s") >/dev/null 2>&1 || true
-    if [[ "${FAIL_FAST:-0}" == "1" ]]; then
-      break
-    fi
+    timeout 300 molecule destroy -s "$s" >/dev/null 2>&1 || true
   fi
+  child=""
   current=""
+  if (( failed > 0 )) && [[ "${FAIL_FAST:-0}" == "1" ]]; then
+    break
+  fi
 done
 if (( failed > 0 )); then
   log "$failed scenario(s) failed; logs in ${artifacts#"$repo_root"/}/scenario-<name>.log"
