@@ -22,6 +22,7 @@ ALL_SCENARIOS=(
   site-debian12
   site-debian13
   nginx
+  common
 )
 
 tests_dir="$repo_root/tests"
