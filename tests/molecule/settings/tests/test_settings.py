@@ -306,11 +306,12 @@ def test_check_mode_predicts_exactly_what_apply_changes(v2_runs: dict[str, Any])
     predicted_staff = changes(check, "Set staff roles")
     created = [
         item["item"]["username"]
-        for item in apply["Approve the new staff accounts"].get("results", [])
+        for item in apply.get("Approve the new staff accounts", {}).get("results", [])
         if item.get("changed")
     ]
     applied_staff = changes(apply, "Set staff roles")
-    assert [c["username"] for c in predicted_staff if c["action"] == "create"] == created
+    to_create = [c["username"] for c in predicted_staff if c["action"] == "create"]
+    assert to_create == created == ["dave"]
     assert [c for c in predicted_staff if c["action"] != "create"] == applied_staff
 
 
@@ -342,6 +343,7 @@ def test_removed_staff_is_demoted_not_deleted(v2_runs: dict[str, Any]) -> None:
         "alice": "Admin",
         "bob": "",
         "carol": "Moderator",
+        "dave": "Moderator",
     }
 
 
