@@ -19,6 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The scenarios, in the order they run. Add yours with ONE line here.
 ALL_SCENARIOS=(
   bed
+  standin
   site-debian12
   site-debian13
   nginx
