@@ -39,7 +39,12 @@ if [[ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null || true
     --security-opt seccomp=unconfined --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock "$image" >/dev/null
 fi
-state="$(docker exec "$container" timeout 120 systemctl is-system-running --wait || true)"
+state=""
+for _ in $(seq 1 60); do  # systemd needs a moment before its bus answers; at most ~2 minutes
+  state="$(docker exec "$container" timeout 120 systemctl is-system-running --wait 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != starting && "$state" != initializing ]] && break
+  sleep 2
+done
 [[ "$state" == running || "$state" == degraded ]] || { echo "container did not boot ($state)" >&2; exit 1; }
 
 mkdir -p "$scratch"
