@@ -23,6 +23,7 @@ ALL_SCENARIOS=(
   common
   nginx
   site-debian12
+  settings
 )
 # Scenarios that exist but do NOT pass yet, so CI does not run them; each line says why.
 # They are printed as NOT RUN in every report: nothing here counts as passing.
