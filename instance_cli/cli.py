@@ -93,6 +93,16 @@ def _next_steps(result: Result, output_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# The directory holding the institutions' inventories, for the commands that read them.
+INVENTORIES_OPTION = click.option(
+    "--inventories",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("inventories"),
+    show_default=True,
+    help="Directory holding the institutions' inventories.",
+)
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option(
     "--answers",
@@ -151,13 +161,7 @@ def new(
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("institution")
-@click.option(
-    "--inventories",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("inventories"),
-    show_default=True,
-    help="Directory holding the institutions' inventories.",
-)
+@INVENTORIES_OPTION
 @click.option("--vault-password-file", type=click.Path(dir_okay=False), help="Vault password.")
 def validate(institution: str, inventories: Path, vault_password_file: str | None) -> None:
     """Check INSTITUTION (a slug or a path): schema, vault, rules, domains, sizing."""
@@ -169,13 +173,7 @@ def validate(institution: str, inventories: Path, vault_password_file: str | Non
 
 
 @cli.command("list", context_settings=CONTEXT)
-@click.option(
-    "--inventories",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("inventories"),
-    show_default=True,
-    help="Directory holding the institutions' inventories.",
-)
+@INVENTORIES_OPTION
 def list_cmd(inventories: Path) -> None:
     """The cooperative's institutions: domain, tier and last-known version."""
     rows = list_institutions(inventories)

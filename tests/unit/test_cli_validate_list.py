@@ -16,9 +16,10 @@ Run = Callable[..., Any]
 
 @pytest.fixture
 def inv(tmp_path: Path) -> Path:
-    """A copy of the committed example inventory, inside a tmp inventories dir."""
+    """A copy of the committed example inventory, inside a tmp inventories dir. Without
+    `state/`: a local demo run writes it there (git-ignored), and it is not committed."""
     target = tmp_path / "inventories" / "example"
-    shutil.copytree(EXAMPLE_INVENTORY, target)
+    shutil.copytree(EXAMPLE_INVENTORY, target, ignore=shutil.ignore_patterns("state"))
     return target
 
 
