@@ -54,6 +54,38 @@ def test_every_option_has_type_and_description(role):
         assert option.get("description"), f"{role}: {name} has no description"
 
 
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _options(role: str) -> dict:
+    specs = _yaml(ROLES / role / "meta" / "argument_specs.yml")
+    return specs["argument_specs"]["main"]["options"]
+
+
+@pytest.mark.parametrize("role", ROLES_WITH_SPECS)
+def test_defaults_and_argument_specs_declare_the_same_variables(role):
+    defaults = _yaml(ROLES / role / "defaults" / "main.yml")
+    options = _options(role)
+    assert set(defaults) - set(options) == set(), f"{role}: in defaults, not in argument_specs"
+    assert {n for n, o in options.items() if "default" in o} - set(defaults) == set(), (
+        f"{role}: a default in argument_specs that defaults/main.yml lacks"
+    )
+    for name, value in defaults.items():
+        if isinstance(value, str) and "{{" in value:
+            continue  # derived from another variable; argument_specs cannot express it
+        if "default" in options[name]:
+            assert options[name]["default"] == value, f"{role}: {name} default differs"
+
+
+@pytest.mark.parametrize("role", ROLES_WITH_SPECS)
+def test_every_variable_carries_the_role_prefix(role):
+    options = _options(role)
+    assert [n for n in options if not n.startswith(role + "_")] == []
+
+
 @pytest.fixture
 def toy_role(tmp_path: Path) -> Path:
     role = tmp_path / "roles" / "toy"
