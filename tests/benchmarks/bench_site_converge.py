@@ -46,10 +46,15 @@ def start_container(image: str) -> None:
         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
         image,
     )  # fmt: skip
-    state = docker(
-        "exec", CONTAINER, "timeout", "120", "systemctl", "is-system-running", "--wait",
-        check=False, timeout=150,
-    )  # fmt: skip
+    # systemd's bus needs a moment before `is-system-running` can answer: retry, bounded.
+    state, deadline = "", time.monotonic() + 180
+    while state not in {"running", "degraded"} and time.monotonic() < deadline:
+        state = docker(
+            "exec", CONTAINER, "timeout", "120", "systemctl", "is-system-running", "--wait",
+            check=False, timeout=150,
+        )  # fmt: skip
+        if state not in {"running", "degraded"}:
+            time.sleep(2)
     if state not in {"running", "degraded"}:
         raise SystemExit(f"{CONTAINER} did not boot: {state!r}")
 
