@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from role_specs import REPO, ROLES_DIR, role_options, roles_with_specs
 
-ROOT = Path(__file__).resolve().parents[2]
-MAIN = ROOT / "inventories" / "example" / "group_vars" / "all" / "main.yml"
-ROLES = sorted(p.parent.parent for p in (ROOT / "roles").glob("*/meta/argument_specs.yml"))
+MAIN = REPO / "inventories" / "example" / "group_vars" / "all" / "main.yml"
+ROLES = [ROLES_DIR / name for name in roles_with_specs()]
 # Prefixes of variables that are not role inputs: facts for playbooks and reports.
 NOT_ROLE_INPUTS = ("coop_",)
 TYPES: dict[str, type | tuple[type, ...]] = {
@@ -24,11 +24,6 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "path": str,
     "raw": object,
 }
-
-
-def _options(role: Path) -> dict[str, Any]:
-    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
-    return dict(specs["argument_specs"]["main"]["options"])
 
 
 def _generated() -> dict[str, Any]:
@@ -57,7 +52,7 @@ def test_every_generated_variable_belongs_to_a_role() -> None:
 def test_generated_variable_is_declared_by_its_role(name: str) -> None:
     role = _owner(name)
     assert role is not None
-    options = _options(role)
+    options = role_options(role.name)
     assert name in options, (
         f"{name} is written by instance-cli but not declared by roles/{role.name}"
     )

@@ -13,8 +13,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
+from role_specs import REPO, role_options, roles_with_specs
 
-REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
 
 
@@ -28,7 +29,7 @@ def _load() -> ModuleType:
 
 
 role_docs = _load()
-ROLES_WITH_SPECS = sorted(p.parent.parent.name for p in ROLES.glob("*/meta/argument_specs.yml"))
+ROLES_WITH_SPECS = roles_with_specs()
 
 
 def test_there_are_roles_to_check():
@@ -45,30 +46,19 @@ def test_readme_variable_table_matches_argument_specs(role):
 
 @pytest.mark.parametrize("role", ROLES_WITH_SPECS)
 def test_every_option_has_type_and_description(role):
-    import yaml
-
-    specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())
-    options = specs["argument_specs"]["main"]["options"]
-    for name, option in options.items():
+    for name, option in role_options(role).items():
         assert option.get("type"), f"{role}: {name} has no type"
         assert option.get("description"), f"{role}: {name} has no description"
 
 
 def _yaml(path: Path) -> dict:
-    import yaml
-
     return yaml.safe_load(path.read_text()) or {}
-
-
-def _options(role: str) -> dict:
-    specs = _yaml(ROLES / role / "meta" / "argument_specs.yml")
-    return specs["argument_specs"]["main"]["options"]
 
 
 @pytest.mark.parametrize("role", ROLES_WITH_SPECS)
 def test_defaults_and_argument_specs_declare_the_same_variables(role):
     defaults = _yaml(ROLES / role / "defaults" / "main.yml")
-    options = _options(role)
+    options = role_options(role)
     assert set(defaults) - set(options) == set(), f"{role}: in defaults, not in argument_specs"
     assert {n for n, o in options.items() if "default" in o} - set(defaults) == set(), (
         f"{role}: a default in argument_specs that defaults/main.yml lacks"
@@ -82,7 +72,7 @@ def test_defaults_and_argument_specs_declare_the_same_variables(role):
 
 @pytest.mark.parametrize("role", ROLES_WITH_SPECS)
 def test_every_variable_carries_the_role_prefix(role):
-    options = _options(role)
+    options = role_options(role)
     assert [n for n in options if not n.startswith(role + "_")] == []
 
 
