@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # Build a bare git repository of the Mastodon STAND-IN with Mastodon-numbered release tags.
 #
-#   tests/standin/build-repo.sh [--with-failing-tag vX.Y.Z] OUT_DIR
+#   tests/standin/build-repo.sh [--debian 12|13] [--with-failing-tag vX.Y.Z] OUT_DIR
 #
 # Every release tag is one commit of tests/standin/app/ holding the migrations whose version
 # is at or below that release's cut-off (see RELEASES below) and lib/mastodon/version.rb set to
 # the tag. Commits use a fixed author and fixed dates, so the same input gives the same
 # commit ids. --with-failing-tag adds one more tag whose migration raises (upgrade-rollback
-# tests). OUT_DIR must not exist yet.
+# tests). --debian picks the Gemfile.lock every tag carries: 12 (the default) keeps
+# app/Gemfile.lock, resolved from Debian 12's gem packages; 13 puts in
+# locks/Gemfile.lock.debian13, resolved from Debian 13's. OUT_DIR must not exist yet.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 failing_tag=""
+debian=12
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --debian) debian="${2:?--debian needs 12 or 13}"; shift 2 ;;
     --with-failing-tag) failing_tag="${2:?--with-failing-tag needs a tag like v4.5.2}"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "unknown option: $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
-out="${1:?usage: build-repo.sh [--with-failing-tag vX.Y.Z] OUT_DIR}"
+out="${1:?usage: build-repo.sh [--debian 12|13] [--with-failing-tag vX.Y.Z] OUT_DIR}"
 if [[ -e "$out" ]]; then
   echo "refusing to overwrite existing $out" >&2
   exit 1
@@ -29,6 +33,12 @@ if [[ -n "$failing_tag" && ! "$failing_tag" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; the
   echo "failing tag must look like vX.Y.Z, got: $failing_tag" >&2
   exit 2
 fi
+
+case "$debian" in
+  12) lock="$here/app/Gemfile.lock" ;;
+  13) lock="$here/locks/Gemfile.lock.debian13" ;;
+  *) echo "--debian must be 12 or 13, got: $debian" >&2; exit 2 ;;
+esac
 
 # tag  highest-migration-version-included  commit-date
 RELEASES=(
@@ -64,6 +74,7 @@ for release in "${RELEASES[@]}"; do
   read -r tag cutoff date <<<"$release"
   find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} +
   cp -a "$here/app/." .
+  cp "$lock" Gemfile.lock
   for migration in db/migrate/*.rb db/post_migrate/*.rb; do
     [[ -e "$migration" ]] || continue
     version="$(basename "$migration" | cut -d_ -f1)"

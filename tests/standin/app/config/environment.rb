@@ -87,7 +87,12 @@ end
 
 require 'erb'
 ActiveRecord::Base.logger = nil
-ActiveRecord::Base.default_timezone = :utc
+# ActiveRecord 7 moved the setting from Base to the ActiveRecord module (6.1 has only Base's).
+if ActiveRecord.respond_to?(:default_timezone=)
+  ActiveRecord.default_timezone = :utc
+else
+  ActiveRecord::Base.default_timezone = :utc
+end
 Standin.connect!
 
 require 'redis'

@@ -20,11 +20,11 @@ class User < ApplicationRecord
   end
 
   def otp_secret
-    ActiveRecord::Encryption.decrypt(self[:otp_secret])
+    Standin::Encryption.decrypt(self[:otp_secret])
   end
 
   def otp_secret=(value)
-    self[:otp_secret] = ActiveRecord::Encryption.encrypt(value)
+    self[:otp_secret] = Standin::Encryption.encrypt(value)
   end
 
   def password=(new_password)

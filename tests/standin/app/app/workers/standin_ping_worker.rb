@@ -2,7 +2,7 @@
 
 # Stand-in only: proves sidekiq consumes the default queue by writing a row.
 class StandinPingWorker
-  include Sidekiq::Worker
+  include Sidekiq::Job
   sidekiq_options queue: 'default', retry: 2
 
   def perform(marker)

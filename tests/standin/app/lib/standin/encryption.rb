@@ -4,16 +4,31 @@ require 'openssl'
 require 'base64'
 require 'json'
 
-module ActiveRecord
-  # Stand-in for the part of Rails 7's ActiveRecord::Encryption that Mastodon relies on
-  # (ActiveRecord 6.1 has none). AES-256-GCM, key derived with PBKDF2-HMAC-SHA256 from
-  # the primary key and the key-derivation salt; payload stored as JSON like Rails does.
-  module Encryption
-    module Errors
-      class Base < StandardError; end
-      class Configuration < Base; end
-      class Decryption < Base; end
+# ActiveRecord 6.1 (Debian 12) has no encryption at all; ActiveRecord 7.2 (Debian 13) has
+# ActiveRecord::Encryption built in. The stand-in uses its own small cipher on both (below), so
+# the stored value and its behaviour are the same on both releases, and it never reopens
+# Rails' module. Only the error class is shared: on 7.x the real
+# ActiveRecord::Encryption::Errors::Decryption, on 6.1 a class of that name defined here, so
+# callers (tests/fixtures/generate.rb) rescue one name everywhere.
+if ActiveRecord.version < Gem::Version.new('7.0')
+  module ActiveRecord
+    module Encryption
+      module Errors
+        class Base < StandardError; end
+        class Configuration < Base; end
+        class Decryption < Base; end
+      end
     end
+  end
+end
+
+module Standin
+  # What Mastodon relies on from Rails' attribute encryption, imitated: AES-256-GCM with a key
+  # derived by PBKDF2-HMAC-SHA256 from the primary key and the key-derivation salt, the
+  # payload stored as JSON in the shape Rails uses. Not byte-compatible with real Rails.
+  module Encryption
+    DecryptionError = ActiveRecord::Encryption::Errors::Decryption
+    ConfigurationError = ActiveRecord::Encryption::Errors::Configuration
 
     ITERATIONS = 2**16
     KEY_LENGTH = 32
@@ -31,7 +46,7 @@ module ActiveRecord
     def key
       @key ||= begin
         cfg = config
-        raise Errors::Configuration, 'Missing Active Record encryption credentials' if cfg[:primary_key].empty? || cfg[:key_derivation_salt].empty?
+        raise ConfigurationError, 'Missing Active Record encryption credentials' if cfg[:primary_key].empty? || cfg[:key_derivation_salt].empty?
 
         OpenSSL::PKCS5.pbkdf2_hmac(cfg[:primary_key], cfg[:key_derivation_salt], ITERATIONS, KEY_LENGTH, OpenSSL::Digest.new('SHA256'))
       end
@@ -64,7 +79,7 @@ module ActiveRecord
       cipher.auth_data = ''
       cipher.update(Base64.strict_decode64(message['p'])) + cipher.final
     rescue OpenSSL::Cipher::CipherError, JSON::ParserError, ArgumentError, TypeError
-      raise Errors::Decryption, 'Decryption failed: wrong Active Record encryption key or corrupt data'
+      raise DecryptionError, 'Decryption failed: wrong Active Record encryption key or corrupt data'
     end
   end
 end

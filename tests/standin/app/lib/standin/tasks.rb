@@ -36,11 +36,19 @@ module Standin
     end
 
     def migration_context(paths = migration_paths)
-      ActiveRecord::MigrationContext.new(paths, ActiveRecord::SchemaMigration)
+      # 6.1 needs the SchemaMigration class; 7.1+ takes an instance bound to the connection
+      # pool and makes one itself when the argument is left out.
+      if ActiveRecord.version >= Gem::Version.new('7.1')
+        ActiveRecord::MigrationContext.new(paths)
+      else
+        ActiveRecord::MigrationContext.new(paths, ActiveRecord::SchemaMigration)
+      end
     end
 
+    # ActiveRecord 7.2 connects lazily (a fresh adapter is not `active?` yet), so ask the server.
     def database_exists?
-      ActiveRecord::Base.connection.active?
+      ActiveRecord::Base.connection.select_value('SELECT 1')
+      true
     rescue ActiveRecord::NoDatabaseError
       false
     end

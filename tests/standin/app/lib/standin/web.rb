@@ -63,7 +63,7 @@ module Standin
     end
 
     def json(status, body)
-      [status, { 'Content-Type' => 'application/json; charset=utf-8' }, [JSON.generate(body)]]
+      [status, { 'content-type' => 'application/json; charset=utf-8' }, [JSON.generate(body)]]
     end
 
     def html(status, title, body_html)
@@ -72,7 +72,7 @@ module Standin
         <html lang="en"><head><meta charset="utf-8"><title>#{ERB::Util.html_escape(title)}</title></head>
         <body data-standin="not-mastodon"><main>#{body_html}</main></body></html>
       HTML
-      [status, { 'Content-Type' => 'text/html; charset=utf-8' }, [page]]
+      [status, { 'content-type' => 'text/html; charset=utf-8' }, [page]]
     end
 
     def params(request)
@@ -93,7 +93,7 @@ module Standin
     # --- public ------------------------------------------------------------------------
 
     def health(_request)
-      [200, { 'Content-Type' => 'text/plain' }, ['OK']]
+      [200, { 'content-type' => 'text/plain' }, ['OK']]
     end
 
     def domain

@@ -3,7 +3,7 @@
 module Scheduler
   # Stand-in only: a job on the `scheduler` queue (which must run in exactly one process).
   class StandinHeartbeatScheduler
-    include Sidekiq::Worker
+    include Sidekiq::Job
     sidekiq_options queue: 'scheduler', retry: 0
 
     def perform(marker = 'heartbeat')
