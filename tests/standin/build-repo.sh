@@ -7,9 +7,10 @@
 # is at or below that release's cut-off (see RELEASES below) and lib/mastodon/version.rb set to
 # the tag. Commits use a fixed author and fixed dates, so the same input gives the same
 # commit ids. --with-failing-tag adds one more tag whose migration raises (upgrade-rollback
-# tests). --debian picks the Gemfile.lock every tag carries: 12 (the default) keeps
-# app/Gemfile.lock, resolved from Debian 12's gem packages; 13 puts in
-# locks/Gemfile.lock.debian13, resolved from Debian 13's. OUT_DIR must not exist yet.
+# tests). --debian picks the package locks every tag carries: 12 (the default) keeps app/'s
+# Gemfile.lock (resolved from Debian 12's gem packages) and Yarn 1 yarn.lock; 13 copies
+# locks/debian13/ over it (Gemfile.lock resolved from Debian 13's gems, Yarn 4 yarn.lock and
+# .yarnrc.yml, for Debian 13's yarnpkg). OUT_DIR must not exist yet.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,7 +20,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --debian) debian="${2:?--debian needs 12 or 13}"; shift 2 ;;
     --with-failing-tag) failing_tag="${2:?--with-failing-tag needs a tag like v4.5.2}"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "unknown option: $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -35,8 +36,8 @@ if [[ -n "$failing_tag" && ! "$failing_tag" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; the
 fi
 
 case "$debian" in
-  12) lock="$here/app/Gemfile.lock" ;;
-  13) lock="$here/locks/Gemfile.lock.debian13" ;;
+  12) overlay="" ;;
+  13) overlay="$here/locks/debian13" ;;
   *) echo "--debian must be 12 or 13, got: $debian" >&2; exit 2 ;;
 esac
 
@@ -74,7 +75,7 @@ for release in "${RELEASES[@]}"; do
   read -r tag cutoff date <<<"$release"
   find . -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} +
   cp -a "$here/app/." .
-  cp "$lock" Gemfile.lock
+  if [[ -n "$overlay" ]]; then cp -a "$overlay/." .; fi
   for migration in db/migrate/*.rb db/post_migrate/*.rb; do
     [[ -e "$migration" ]] || continue
     version="$(basename "$migration" | cut -d_ -f1)"
