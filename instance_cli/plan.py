@@ -48,6 +48,7 @@ class Sizing:
     vm_ram_gb: int
     vm_disk_gb: int
     monthly_cost_usd: str
+    pgbouncer: bool  # PgBouncer in transaction mode between Mastodon and PostgreSQL
     note: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,19 +56,19 @@ class Sizing:
 
 
 # tier, users_max, workers, threads, sidekiq, streaming, max_conn, shared_buffers, cache,
-# work_mem, maintenance, redis, swap, media days, card days, vcpu, ram, disk, cost, note
+# work_mem, maintenance, redis, swap, media days, card days, vcpu, ram, disk, cost, pgbouncer, note
 _TIERS: tuple[tuple[Any, ...], ...] = (
     ("small", 500, 2, 5, 10, STREAMING_DB_POOL, 100, "512MB", "1536MB", "8MB", "128MB",
-     "256mb", 2048, 7, 30, 2, 4, 60, "15-30",
+     "256mb", 2048, 7, 30, 2, 4, 60, "15-30", False,
      "Fits the budget with room for growth; one VM runs everything."),
     ("medium", 2000, 3, 5, 25, STREAMING_DB_POOL, 150, "1GB", "3GB", "12MB", "256MB",
-     "512mb", 4096, 7, 30, 4, 8, 120, "40-60",
+     "512mb", 4096, 7, 30, 4, 8, 120, "40-60", False,
      "The top of the cooperative's budget; one VM runs everything."),
     ("large", 10_000, 4, 5, 40, 20, 200, "2GB", "6GB", "16MB", "512MB",
-     "1gb", 4096, 3, 14, 8, 16, 250, "90-150",
+     "1gb", 4096, 3, 14, 8, 16, 250, "90-150", True,
      "Above the budget; consider object storage for media and a separate database VM."),
     ("xlarge", MAX_USERS, 6, 5, 60, 20, 250, "4GB", "12GB", "16MB", "1GB",
-     "2gb", 4096, 3, 14, 16, 32, 500, "250-400",
+     "2gb", 4096, 3, 14, 16, 32, 500, "250-400", True,
      "Far above the budget; split groups onto separate hosts (see upstream's scaling guide)."),
 )  # fmt: skip
 
@@ -82,7 +83,7 @@ def sizing(users: int) -> Sizing:
         )
     for row in _TIERS:
         (tier, users_max, workers, threads, sidekiq, streaming, max_conn, sb, ecs, wm, mwm,
-         redis, swap, media, cards, vcpu, ram, disk, cost, note) = row  # fmt: skip
+         redis, swap, media, cards, vcpu, ram, disk, cost, pgbouncer, note) = row  # fmt: skip
         if users <= users_max:
             needed = workers * threads + sidekiq + streaming + ADMIN_HEADROOM
             return Sizing(
@@ -107,6 +108,7 @@ def sizing(users: int) -> Sizing:
                 vm_ram_gb=ram,
                 vm_disk_gb=disk,
                 monthly_cost_usd=cost,
+                pgbouncer=pgbouncer,
                 note=note,
             )
     raise AssertionError("unreachable: the last tier covers MAX_USERS")  # pragma: no cover
@@ -125,6 +127,7 @@ def sizing_table(s: Sizing) -> str:
             f"{s.sidekiq_concurrency} + {s.streaming_db_pool} + {s.admin_headroom} admin)",
         ),
         ("postgresql max_connections", str(s.postgresql_max_connections)),
+        ("pgbouncer", "yes, transaction pooling" if s.pgbouncer else "no"),
         ("postgresql shared_buffers", s.postgresql_shared_buffers),
         ("postgresql effective_cache_size", s.postgresql_effective_cache_size),
         ("postgresql work_mem", s.postgresql_work_mem),

@@ -400,3 +400,25 @@ def test_version_and_python_dash_m() -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("users", "pgbouncer"), [(400, False), (2000, False), (5000, True)])
+def test_pgbouncer_follows_the_tier_and_points_mastodon_at_it(
+    run: Run, write_answers: Callable[..., Path], tmp_path: Path, users: int, pgbouncer: bool
+) -> None:
+    from role_specs import role_options
+
+    raw = example_raw()
+    raw["users"]["expected"] = users
+    out = tmp_path / "inventories"
+    assert new(run, write_answers(raw), out).exit_code == 0
+    main = yaml.safe_load((out / "example/group_vars/all/main.yml").read_text())
+    postgresql, mastodon = role_options("postgresql"), role_options("mastodon")
+    assert main["postgresql_pgbouncer_enabled"] is pgbouncer
+    assert main["mastodon_db_pgbouncer"] is pgbouncer
+    if pgbouncer:
+        host = postgresql["postgresql_pgbouncer_listen_address"]["default"]
+        port = postgresql["postgresql_pgbouncer_port"]["default"]
+    else:  # the role's own defaults: the socket, with peer authentication
+        host, port = mastodon["mastodon_db_host"]["default"], mastodon["mastodon_db_port"]["default"]
+    assert (main["mastodon_db_host"], main["mastodon_db_port"]) == (host, port)
