@@ -420,5 +420,6 @@ def test_pgbouncer_follows_the_tier_and_points_mastodon_at_it(
         host = postgresql["postgresql_pgbouncer_listen_address"]["default"]
         port = postgresql["postgresql_pgbouncer_port"]["default"]
     else:  # the role's own defaults: the socket, with peer authentication
-        host, port = mastodon["mastodon_db_host"]["default"], mastodon["mastodon_db_port"]["default"]
+        host = mastodon["mastodon_db_host"]["default"]
+        port = mastodon["mastodon_db_port"]["default"]
     assert (main["mastodon_db_host"], main["mastodon_db_port"]) == (host, port)
