@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import testinfra
 
-MOZILLA_INTERMEDIATE_TLS12 = {
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
+from tls_policy import MOZILLA_INTERMEDIATE_TLS12
 
 
 def _accepted(scan: dict[str, Any], key: str) -> set[str]:

@@ -14,6 +14,7 @@ import shlex
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
+from tls_policy import MOZILLA_INTERMEDIATE_TLS12
 
 REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
 SCRATCH = Path(os.environ.get("SITE_TEST_DIR", "/nonexistent"))
@@ -34,14 +38,6 @@ PUBLIC_PORTS = {22, 80, 443}
 # Everything else something in the container listens on (pebble 14000/15000 and its DNS
 # 8053/8055 listen on all addresses; PgBouncer would use 6432) must be filtered.
 PROBED_PORTS = sorted(PUBLIC_PORTS | set(LOOPBACK_ONLY_PORTS) | {6432, 8053, 8055, 14000, 15000})
-MOZILLA_INTERMEDIATE_TLS12 = {
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-}
 
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
