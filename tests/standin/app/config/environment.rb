@@ -68,7 +68,8 @@ module Standin
       username: ENV.fetch('DB_USER', nil).presence,
       password: ENV.fetch('DB_PASS', nil).presence,
       pool: ENV.fetch('DB_POOL', ENV.fetch('MAX_THREADS', 5)).to_i,
-      prepared_statements: true,
+      # As upstream's database config reads it: PgBouncer's transaction pooling needs 'false'.
+      prepared_statements: ENV.fetch('PREPARED_STATEMENTS', 'true') != 'false',
     }
     config.compact
   end
