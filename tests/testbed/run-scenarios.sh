@@ -25,13 +25,13 @@ ALL_SCENARIOS=(
   common
   nginx
   site-debian12
+  site-debian13
   site-options
   settings
 )
 # Scenarios that exist but do NOT pass yet, so CI does not run them; each line says why.
 # They are printed as NOT RUN in every report: nothing here counts as passing.
 PENDING_SCENARIOS=(
-  site-debian13  # the stand-in's Gemfile.lock pins Debian 12's gems; Debian 13 ships Rails 7.2/Sidekiq 7
 )
 
 tests_dir="$repo_root/tests"

@@ -67,7 +67,8 @@ def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _scenario_block(name: str) -> list[str]:
     """The lines of the bash array `name=( ... )` in run-scenarios.sh."""
-    block = re.search(rf"{name}=\(\n(.*?)\n\)", RUN_SCENARIOS.read_text(encoding="utf-8"), re.S)
+    text = RUN_SCENARIOS.read_text(encoding="utf-8")
+    block = re.search(rf"^{name}=\(\n(.*?)^\)", text, re.S | re.M)
     assert block is not None, f"{name}=( ... ) block missing"
     return [line.strip() for line in block.group(1).splitlines() if line.strip()]
 
@@ -121,6 +122,21 @@ def test_scenario_is_listed_in_run_scenarios(scenario: Path) -> None:
         f"scenario {scenario.name!r} must be in exactly one of ALL_SCENARIOS (runs in CI) and"
         f" PENDING_SCENARIOS (declared as not passing yet) in {RUN_SCENARIOS}"
     )
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_verify_finds_every_test_file_it_lists(scenario: Path) -> None:
+    # molecule resolves additional_files_or_dirs from the scenario's tests/ directory; when that
+    # directory is missing, verify reports "no tests found" and passes without running anything.
+    verifier = _load(scenario)["verifier"]
+    extra = verifier.get("additional_files_or_dirs", [])
+    tests_dir = scenario / "tests"
+    assert tests_dir.is_dir(), f"{scenario.name}: verify needs {tests_dir.relative_to(ROOT)}/"
+    for entry in extra:
+        assert (tests_dir / entry).resolve().exists(), f"{scenario.name}: {entry} does not exist"
+    own = list(tests_dir.glob("test_*.py"))
+    listed = [e for e in extra if Path(e).name.startswith("test_")]
+    assert own or listed, f"{scenario.name}: verify has no test file to run"
 
 
 def test_every_pending_scenario_says_why() -> None:
