@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from cli_testlib import REPO, example_raw, files_under
+from role_specs import role_options
 
 from instance_cli import secrets, write
 from instance_cli.render import FILES
@@ -406,8 +407,6 @@ def test_version_and_python_dash_m() -> None:
 def test_pgbouncer_follows_the_tier_and_points_mastodon_at_it(
     run: Run, write_answers: Callable[..., Path], tmp_path: Path, users: int, pgbouncer: bool
 ) -> None:
-    from role_specs import role_options
-
     raw = example_raw()
     raw["users"]["expected"] = users
     out = tmp_path / "inventories"
