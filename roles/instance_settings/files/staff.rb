@@ -2,13 +2,15 @@
 
 # instance_settings/staff.rb -- staff roles as code.
 #
-# STDIN: {"dry_run": bool, "owner": "admin", "marker_key": "...",
+# STDIN: {"dry_run": bool, "owner": "admin", "marker_key": "...", "defer_missing": bool,
 #         "staff": [{"username": "alice", "email": "...", "role": "Moderator"}, ...]}
 #
 # - the owner must exist and gets the Owner role;
 # - each listed account gets its role; a listed account that does not exist yet is reported as
 #   {action: create} (the role creates it with `tootctl accounts create`, then runs this
-#   script again);
+#   script again). Roles are only applied when no account is missing: otherwise the script
+#   fails, or with defer_missing (the role's first pass) writes nothing and reports
+#   `deferred: true` with the same changes;
 # - the usernames this role has given a staff role are kept in Setting[marker_key]; an account
 #   in that list but no longer in the inventory is demoted to the default role, never deleted.
 #   Accounts promoted by hand in the web UI are not in the list and are left alone.
@@ -19,6 +21,7 @@ require 'json'
 
 input = JSON.parse($stdin.read)
 dry_run = input.fetch('dry_run') != false
+defer_missing = input.fetch('defer_missing', false) == true
 owner_name = input.fetch('owner')
 marker_key = input.fetch('marker_key')
 staff = input.fetch('staff')
@@ -93,8 +96,11 @@ if managed_after != managed_before
   changes << { 'action' => 'track', 'key' => marker_key, 'before' => managed_before, 'after' => managed_after }
 end
 
-unless dry_run || changes.empty?
-  fail_with('create the missing accounts before applying roles') if changes.any? { |c| c['action'] == 'create' }
+missing = changes.any? { |change| change['action'] == 'create' }
+fail_with('create the missing accounts before applying roles') if missing && !dry_run && !defer_missing
+deferred = missing && !dry_run
+
+unless dry_run || deferred || changes.empty?
   User.transaction do
     plan.each do |user, role|
       user.role = role
@@ -105,4 +111,5 @@ unless dry_run || changes.empty?
 end
 
 result = { 'changes' => changes, 'before' => before, 'after' => after }
+result['deferred'] = true if deferred
 puts "INSTANCE_SETTINGS_RESULT #{JSON.generate(result)}"

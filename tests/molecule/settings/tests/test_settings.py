@@ -302,14 +302,19 @@ def test_check_mode_predicts_exactly_what_apply_changes(v2_runs: dict[str, Any])
         predicted = changes(check, fragment)
         assert predicted, f"v2 must change something in {fragment}"
         assert predicted == changes(apply, fragment), fragment
-    # Staff: check mode reports the accounts to create; apply creates them with tootctl first.
+    # Staff: check mode reports the accounts to create. On apply the first pass finds the same
+    # plan but writes nothing (deferred), tootctl creates the account, the second pass applies
+    # the rest.
     predicted_staff = changes(check, "Set staff roles")
+    first_pass = next(r for name, r in apply.items() if "Set staff roles" in name)
+    assert first_pass["changed"] is False and first_pass["result"]["deferred"] is True
+    assert first_pass["changes"] == predicted_staff
     approve = [r for name, r in apply.items() if "Approve the new staff accounts" in name]
     assert len(approve) == 1
     created = [
         item["item"]["username"] for item in approve[0].get("results", []) if item.get("changed")
     ]
-    applied_staff = changes(apply, "Set staff roles")
+    applied_staff = changes(apply, "Apply staff roles again")
     to_create = [c["username"] for c in predicted_staff if c["action"] == "create"]
     assert to_create == created == ["dave"]
     assert [c for c in predicted_staff if c["action"] != "create"] == applied_staff
@@ -432,3 +437,86 @@ def test_unknown_setting_key_fails_and_changes_nothing(host: Any, v2_runs: dict[
     assert rc != 0
     assert "instance_settings_site_settings: unknown setting key 'site_titel'" in text, text[-2000:]
     assert server_state(host) == v2_runs["after"]
+
+
+# --- one Rails boot, and the parts' tags ----------------------------------------------------
+# These run last: the tag tests leave the server with the v1 rules.
+
+RAILS_BOOTS = "/tmp/instance-settings-rails-boots.log"
+PART_TASKS = {
+    "rules.rb": "Match the server rules",
+    "settings.rb": "Set the site settings",
+    "staff.rb": "Set staff roles",
+}
+BATCH_TASK = "Run the Rails scripts of all selected parts in one Rails boot"
+
+
+@pytest.fixture
+def rails_boots(host: Any) -> Any:
+    """Count `bin/rails runner` processes: a logging wrapper around the stand-in's bin/rails."""
+    wrapper = f'#!/bin/sh\necho "$*" >> {RAILS_BOOTS}\nexec "$(dirname "$0")/rails.real" "$@"\n'
+    run_in_container(
+        host,
+        f"cd {LIVE} && mv bin/rails bin/rails.real && printf %s {shlex_quote(wrapper)} > bin/rails"
+        f" && chmod 0755 bin/rails && : > {RAILS_BOOTS} && chmod 0666 {RAILS_BOOTS}",
+    )
+
+    def count() -> list[str]:
+        lines = run_in_container(host, f"cat {RAILS_BOOTS}").splitlines()
+        return [line for line in lines if line.startswith("runner ")]
+
+    yield count
+    run_in_container(host, f"cd {LIVE} && mv bin/rails.real bin/rails")
+
+
+def test_a_converged_run_boots_rails_once(v2_runs: dict[str, Any], rails_boots: Any) -> None:
+    rc, doc, text = playbook("-e", v2_vars())
+    assert rc == 0 and doc, text[-3000:]
+    assert len(rails_boots()) == 1, rails_boots()
+    assert doc["stats"][HOST]["changed"] == 0
+    results = task_results(doc)
+    assert not results[BATCH_TASK].get("skipped")
+    for fragment in PART_TASKS.values():
+        result = next(r for name, r in results.items() if fragment in name)
+        assert result.get("reused_from_batch") is True, fragment
+        assert result["changed"] is False and result["changes"] == []
+    second = next(r for name, r in results.items() if "Apply staff roles again" in name)
+    assert second.get("skipped") is True
+
+
+def test_tags_of_one_part_apply_only_that_part(
+    host: Any, v2_runs: dict[str, Any], rails_boots: Any
+) -> None:
+    v1 = json.dumps(
+        {
+            "instance_settings_community_dir": str(SCENARIO / "community" / "v1"),
+            "instance_settings_title": "Not applied: the site part is not selected",
+        }
+    )
+    rc, doc, text = playbook("--tags", "instance_settings_rules", "-e", v2_vars(), "-e", v1)
+    assert rc == 0 and doc, text[-3000:]
+    assert len(rails_boots()) == 1  # the rules part alone, no shared run
+    results = task_results(doc)
+    assert BATCH_TASK not in results
+    others = ("Set the site settings", "Set staff roles", "admin API token", "Match domain blocks")
+    assert not any(fragment in name for name in results for fragment in others)
+    rules = next(r for name, r in results.items() if "Match the server rules" in name)
+    assert rules["changed"] is True and "reused_from_batch" not in rules
+    state = server_state(host)
+    assert [{"text": r["text"], "hint": r["hint"]} for r in state["rules"]] == file_rules("v1")
+    assert {k: v for k, v in state.items() if k != "rules"} == {
+        k: v for k, v in v2_runs["after"].items() if k != "rules"
+    }
+
+
+def test_skip_tags_leave_a_part_out_of_the_shared_run(host: Any, rails_boots: Any) -> None:
+    rc, doc, text = playbook("--skip-tags", "instance_settings_rules", "-e", v2_vars())
+    assert rc == 0 and doc, text[-3000:]
+    assert len(rails_boots()) == 1
+    assert doc["stats"][HOST]["changed"] == 0  # the v1 rules on the server stay
+    results = task_results(doc)
+    assert not any("Match the server rules" in name for name in results)
+    site = next(r for name, r in results.items() if "Set the site settings" in name)
+    assert site.get("reused_from_batch") is True
+    rules = [{"text": r["text"], "hint": r["hint"]} for r in server_state(host)["rules"]]
+    assert rules == file_rules("v1")

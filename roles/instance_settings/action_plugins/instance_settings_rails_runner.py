@@ -1,0 +1,48 @@
+"""Controller side of the module instance_settings_rails_runner.
+
+When a task passes `from_batch` (its script's entry of an earlier multi-script run of the
+module) and that entry fits (same script name, same check mode), this plugin returns it
+without connecting to the host: the script already ran in the shared Rails process. Otherwise
+the module runs on the host as usual (without `from_batch`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+
+def reusable(from_batch: Any, name: str, dry_run: bool) -> dict[str, Any] | None:
+    """The batch entry for script `name` in this check mode, or None when it does not fit.
+
+    Same rule as the module's own `reusable` (library/instance_settings_rails_runner.py)."""
+    if not isinstance(from_batch, dict):
+        return None
+    if from_batch.get("script_name") != name or from_batch.get("dry_run") is not dry_run:
+        return None
+    return dict(from_batch)
+
+
+class ActionModule(ActionBase):
+    """Return the shared run's result for this script, or run the module."""
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        del tmp  # unused, kept for the ActionBase signature
+        result = super().run(task_vars=task_vars)
+        args = dict(self._task.args)
+        from_batch = args.pop("from_batch", None)
+        if "scripts" not in args:
+            name = str(args.get("script_name") or "script.rb").rsplit("/", 1)[-1]
+            reused = reusable(from_batch, name, bool(self._play_context.check_mode))
+            if reused is not None:
+                reused["reused_from_batch"] = True
+                result.update(reused)
+                return result
+        result.update(
+            self._execute_module(
+                module_name=self._task.action, module_args=args, task_vars=task_vars
+            )
+        )
+        self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
