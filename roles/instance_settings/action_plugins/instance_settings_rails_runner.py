@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
         from_batch = args.pop("from_batch", None)
         if "scripts" not in args:
             name = str(args.get("script_name") or "script.rb").rsplit("/", 1)[-1]
-            reused = reusable(from_batch, name, bool(self._play_context.check_mode))
+            reused = reusable(from_batch, name, bool(self._task.check_mode))
             if reused is not None:
                 reused["reused_from_batch"] = True
                 result.update(reused)

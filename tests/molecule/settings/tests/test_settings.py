@@ -451,6 +451,13 @@ PART_TASKS = {
 BATCH_TASK = "Run the Rails scripts of all selected parts in one Rails boot"
 
 
+def without_rules(state: dict[str, Any]) -> dict[str, Any]:
+    """The server state without the rules (also listed by /api/v2/instance)."""
+    rest = {k: v for k, v in state.items() if k != "rules"}
+    rest["instance"] = {k: v for k, v in state["instance"].items() if k != "rules"}
+    return rest
+
+
 @pytest.fixture
 def rails_boots(host: Any) -> Any:
     """Count `bin/rails runner` processes: a logging wrapper around the stand-in's bin/rails."""
@@ -475,7 +482,8 @@ def test_a_converged_run_boots_rails_once(v2_runs: dict[str, Any], rails_boots: 
     assert len(rails_boots()) == 1, rails_boots()
     assert doc["stats"][HOST]["changed"] == 0
     results = task_results(doc)
-    assert not results[BATCH_TASK].get("skipped")
+    batch = [r for name, r in results.items() if BATCH_TASK in name]
+    assert len(batch) == 1 and not batch[0].get("skipped")
     for fragment in PART_TASKS.values():
         result = next(r for name, r in results.items() if fragment in name)
         assert result.get("reused_from_batch") is True, fragment
@@ -497,16 +505,14 @@ def test_tags_of_one_part_apply_only_that_part(
     assert rc == 0 and doc, text[-3000:]
     assert len(rails_boots()) == 1  # the rules part alone, no shared run
     results = task_results(doc)
-    assert BATCH_TASK not in results
+    assert not any(BATCH_TASK in name for name in results)
     others = ("Set the site settings", "Set staff roles", "admin API token", "Match domain blocks")
     assert not any(fragment in name for name in results for fragment in others)
     rules = next(r for name, r in results.items() if "Match the server rules" in name)
     assert rules["changed"] is True and "reused_from_batch" not in rules
     state = server_state(host)
     assert [{"text": r["text"], "hint": r["hint"]} for r in state["rules"]] == file_rules("v1")
-    assert {k: v for k, v in state.items() if k != "rules"} == {
-        k: v for k, v in v2_runs["after"].items() if k != "rules"
-    }
+    assert without_rules(state) == without_rules(v2_runs["after"])
 
 
 def test_skip_tags_leave_a_part_out_of_the_shared_run(host: Any, rails_boots: Any) -> None:
