@@ -20,7 +20,10 @@ log() { printf '\n==> %s\n' "$*"; }
 
 if [[ "${1:-}" == "--down" ]]; then
   docker rm -f "$container" >/dev/null 2>&1 && echo "removed container $container" || echo "no container $container"
-  rm -rf "$scratch"
+  rm -rf "$scratch"  # with it the demo's deployment record (state/last-deploy.yml)
+  if [[ -f "$root/tests/testbed/.work/dockerd.pid" ]]; then
+    echo "the docker daemon the test bed started is still running; stop it with: tests/testbed/stop-docker.sh"
+  fi
   exit 0
 fi
 [[ $# -eq 0 ]] || { echo "usage: $0 [--down]" >&2; exit 2; }
@@ -48,20 +51,14 @@ done
 [[ "$state" == running || "$state" == degraded ]] || { echo "container did not boot ($state)" >&2; exit 1; }
 
 mkdir -p "$scratch"
-cat >"$scratch/hosts-overlay.yml" <<YAML
-# Demo only: the example institution's host is the local container.
-all:
-  hosts:
-    example-1:
-      ansible_host: $container
-      ansible_connection: community.docker.docker
-YAML
+export DEMO_CONTAINER="$container"  # tests/demo/hosts-overlay.yml points the example's host at it
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 export ANSIBLE_VAULT_PASSWORD_FILE="$root/examples/example-university.vault-pass"
 export ANSIBLE_PIPELINING=True SITE_REPO_ROOT="$root" SITE_TEST_DIR="$scratch"
 run_playbook() {
-  ansible-playbook -i "$root/inventories/example" -i "$scratch/hosts-overlay.yml" \
-    -e "@$root/tests/molecule/site-common/test-overrides.yml" "$@"
+  # The demo's deployment record lives in its scratch directory, not in inventories/example/.
+  ansible-playbook -i "$root/inventories/example" -i "$root/tests/demo/hosts-overlay.yml" \
+    -e "@$root/tests/molecule/site-common/test-overrides.yml" -e "site_state_dir=$scratch/state" "$@"
 }
 
 log "Test-only preparation: pebble ACME server, stand-in repository, SSH key (tests/molecule/site-common/prepare.yml)"
