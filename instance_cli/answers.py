@@ -8,9 +8,11 @@ answers file nests them (``domains: {local: ...}``).
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 import unicodedata
+import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,8 @@ class Text(Type):
         self.expected = expected
         self.min_len = min_len
         self.max_len = max_len
+        limit = f"at most {max_len} characters"
+        self.too_long = expected if limit in expected else f"{expected} of {limit}"
         self.regex = re.compile(pattern) if pattern else None
         self.predicate = predicate
 
@@ -108,7 +112,7 @@ class Text(Type):
         if len(value) < self.min_len:
             raise BadValue(self.expected if self.min_len > 1 else f"{self.expected} (not empty)")
         if len(value) > self.max_len:
-            raise BadValue(f"{self.expected} of at most {self.max_len} characters")
+            raise BadValue(self.too_long)
         if value and self.regex and not self.regex.fullmatch(value):
             raise BadValue(self.expected)
         if value and self.predicate and not self.predicate(value):
@@ -304,11 +308,73 @@ SSH_KEY = Text(
     max_len=16000,
     pattern=_SSH_KEY.pattern,
 )
-UNIX_USER = Text(
-    "a Unix user name (lower-case letters, digits, _ and -, at most 32)",
-    max_len=32,
-    pattern=r"[a-z_][a-z0-9_-]{0,31}",
-)
+
+
+class TimeZone(Text):
+    """A name of the tz database (the system's, via zoneinfo): a typo like Europe/Pariss would
+    otherwise pass here and fail only when the host is configured."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a time zone of the tz database like Etc/UTC or Europe/Berlin",
+            max_len=60,
+            pattern=r"[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}",
+        )
+
+    def check(self, value: Any) -> Any:
+        value = super().check(value)
+        zones = time_zones()
+        if zones and value not in zones:
+            close = difflib.get_close_matches(value, sorted(zones), n=1)
+            raise BadValue(f"{self.expected}" + (f" (did you mean {close[0]}?)" if close else ""))
+        return value
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The tz database's zone names; empty when the system has none (then only the pattern
+    is checked)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+# Accounts an admin login must not take over: Debian base-passwd's static users and groups
+# (useradd would clash with the group of the same name), the users the packages our roles
+# install create (openssh-server, dbus, chrony, systemd, PostgreSQL, Redis, nginx's www-data),
+# and the roles' own service user. Names starting with systemd- or _ are system accounts too.
+_SYSTEM_ACCOUNT_NAMES = """
+    root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc _apt
+    nobody adm tty disk kmem dialout fax voice cdrom floppy tape sudo audio dip operator src
+    shadow utmp video sasl plugdev staff users nogroup
+    sshd messagebus polkitd postgres redis mastodon ssl-cert"""
+SYSTEM_ACCOUNTS = frozenset(_SYSTEM_ACCOUNT_NAMES.split())
+_SYSTEM_EXAMPLES = "root, daemon, www-data, postgres, redis, mastodon, ..."
+
+
+def is_system_account(name: str) -> bool:
+    return name in SYSTEM_ACCOUNTS or name.startswith(("systemd-", "_"))
+
+
+class AdminLogin(Text):
+    """A personal Unix login for a system administrator: never a system or service account."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a Unix user name (lower-case letters, digits, _ and -, at most 32)",
+            max_len=32,
+            pattern=r"[a-z_][a-z0-9_-]{0,31}",
+        )
+
+    def check(self, value: Any) -> Any:
+        value = super().check(value)
+        if is_system_account(value):
+            raise BadValue(
+                f"a personal login, not the system or service account {value} "
+                f"({_SYSTEM_EXAMPLES} are reserved)"
+            )
+        return value
+
+    def describe(self) -> str:
+        return f"{self.expected}, not a system account ({_SYSTEM_EXAMPLES})"
 
 
 def slugify(text: str) -> str:
@@ -373,7 +439,11 @@ BASELINE_RULES: tuple[dict[str, str], ...] = (
 )
 
 RULE_SUBS = (
-    Sub("text", Text("a rule of 1 to 300 characters", max_len=MAX_RULE_TEXT), "The rule itself"),
+    Sub(
+        "text",
+        Text(f"a rule of at most {MAX_RULE_TEXT} characters", max_len=MAX_RULE_TEXT),
+        "The rule itself",
+    ),
     Sub(
         "hint",
         Text(
@@ -389,7 +459,7 @@ MODERATOR_SUBS = (
     Sub("role", Choice("Moderator", "Admin"), "Mastodon role", required=False, default="Moderator"),
 )
 ADMIN_SUBS = (
-    Sub("name", UNIX_USER, "Unix login of the system administrator"),
+    Sub("name", AdminLogin(), "Unix login of the system administrator"),
     Sub(
         "ssh_keys",
         ListOf(SSH_KEY, min_items=1, max_items=10),
@@ -503,10 +573,7 @@ SCHEMA: tuple[Field, ...] = (
     Field("host.name", SLUG, "Inventory name of the server",
           default=lambda a: f"{a.get('institution.slug', 'instance')}-1"[:30],
           default_doc="<slug>-1"),
-    Field("host.timezone",
-          Text("a time zone like Etc/UTC or Europe/Berlin", max_len=60,
-               pattern=r"[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}"),
-          "Server time zone", default="Etc/UTC"),
+    Field("host.timezone", TimeZone(), "Server time zone", default="Etc/UTC"),
     Field("mastodon.version",
           Text("a Mastodon release tag like v4.5.2", max_len=20,
                pattern=r"v[0-9]+\.[0-9]+\.[0-9]+"),
@@ -603,6 +670,10 @@ def check_field(f: Field, value: Any, problems: list[str]) -> Any:
         checked = f.type.check(value)
     except BadValue as exc:
         problems.append(f"{f.name}: expected {exc}, got {show(value)}")
+        if not (isinstance(f.type, Records) and isinstance(value, list)):
+            return None
+        # a list of the wrong length: its entries' own problems are reported too
+        validate_records(f.name, f.type, value, problems)
         return None
     if isinstance(f.type, Records):
         checked = validate_records(f.name, f.type, checked, problems)
@@ -636,6 +707,11 @@ def cross_checks(a: Answers, problems: list[str]) -> None:
                 problems.append(f"{key}: required when sso.mode is saml")
 
 
+def _field_of(problem: str) -> str:
+    """The schema field a problem message starts with: 'rules[2].text: ...' -> 'rules'."""
+    return re.split(r"[:\[]", problem, maxsplit=1)[0]
+
+
 def validate(raw: Any) -> Answers:
     """Validate a parsed answers document; raise ValidationError listing EVERY problem."""
     problems: list[str] = []
@@ -652,8 +728,13 @@ def validate(raw: Any) -> Answers:
             problems.append(f"{f.name}: missing, expected {f.type.expected}")
         else:
             answers[f.name] = f.default_for(answers)
-    if not problems:
-        cross_checks(answers, problems)
+    # Cross-field rules run even when some fields are invalid (every problem at once), but a
+    # field that already has a problem of its own gets no second one.
+    failed = {_field_of(p) for p in problems}
+    checked = {k: v for k, v in answers.items() if k not in failed}
+    cross: list[str] = []
+    cross_checks(checked, cross)
+    problems += [p for p in cross if _field_of(p) not in failed]
     if problems:
         raise ValidationError(problems)
     return answers
@@ -760,7 +841,7 @@ def reference_markdown() -> str:
             lines += [f"`{f.name}` ({f.type.min_items} to {f.type.max_items} entries):", ""]
             for s in f.type.subs:
                 req = "required" if s.required else f"optional, default `{s.default!r}`"
-                lines.append(f"- `{s.name}`: {s.type.expected} ({req}). {s.help}.")
+                lines.append(f"- `{s.name}`: {s.type.describe()} ({req}). {s.help}.")
             lines.append("")
     lines += [
         "## Secrets (never in the answers file)",
