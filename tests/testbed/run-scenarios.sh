@@ -14,6 +14,10 @@
 #                           reported as pending, never as part of CI's pass
 #   SCENARIO_TIMEOUT=1800   seconds one scenario may take before it is killed
 #   FAIL_FAST=1             stop at the first failing scenario
+#   SCENARIO_BUDGET=2700    seconds the scenarios may take together; the table says how the total
+#                           compares (a number to watch, not a verdict)
+#   CI=true                 (set by CI) refuse a SCENARIOS that skips one of ALL_SCENARIOS, and
+#                           fail when any of ALL_SCENARIOS did not run
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -54,6 +58,14 @@ if [[ -n "${SCENARIOS:-}" ]]; then
 else
   selected=("${ALL_SCENARIOS[@]}")
 fi
+if [[ "${CI:-}" == "true" ]]; then
+  skipped=()
+  for s in "${ALL_SCENARIOS[@]}"; do
+    [[ " ${selected[*]} " == *" $s "* ]] || skipped+=("$s")
+  done
+  (( ${#skipped[@]} == 0 )) \
+    || die "CI=true runs every scenario, but SCENARIOS='${SCENARIOS:-}' would skip: ${skipped[*]}"
+fi
 for s in "${selected[@]}"; do
   [[ -f "$tests_dir/molecule/$s/molecule.yml" ]] || die "scenario '$s' has no tests/molecule/$s/molecule.yml"
 done
@@ -64,29 +76,18 @@ child=""
 record() { names+=("$1"); results+=("$2"); seconds+=("$3"); }
 is_pending() { [[ " ${PENDING_SCENARIOS[*]} " == *" $1 "* ]]; }
 
+# The closing table, the JSON artefact and the coverage verdict (scenario_report.py): every
+# scenario of ALL_SCENARIOS that did not run is named, and under CI=true one that did not run
+# fails the run.
 report() {
-  local i total=0
-  echo
-  echo "=== scenario timings"
-  printf '%-28s %-7s %8s\n' "scenario" "result" "seconds"
+  local i steps=() ci=()
   for i in "${!names[@]}"; do
-    printf '%-28s %-7s %8s\n' "${names[$i]}" "${results[$i]}" "${seconds[$i]}"
-    total=$((total + seconds[i]))
+    steps+=("${names[$i]}=${results[$i]}=${seconds[$i]}")
   done
-  printf '%-28s %-7s %8s\n' "total" "" "$total"
-  for i in "${PENDING_SCENARIOS[@]}"; do
-    [[ " ${selected[*]} " == *" $i "* ]] && continue
-    printf '%-28s %-7s\n' "$i" "NOT RUN (pending, see PENDING_SCENARIOS in run-scenarios.sh)"
-  done
-  {
-    printf '{\n  "total_seconds": %d,\n  "steps": [' "$total"
-    for i in "${!names[@]}"; do
-      (( i > 0 )) && printf ','
-      printf '\n    {"name": "%s", "result": "%s", "seconds": %d}' "${names[$i]}" "${results[$i]}" "${seconds[$i]}"
-    done
-    printf '\n  ]\n}\n'
-  } >"$artifacts/scenario-timings.json"
-  echo "timings written to ${artifacts#"$repo_root"/}/scenario-timings.json"
+  [[ "${CI:-}" == "true" ]] && ci=(--ci)
+  python3 "$testbed_dir/scenario_report.py" --out "$artifacts/scenario-timings.json" \
+    --all "${ALL_SCENARIOS[*]}" --pending "${PENDING_SCENARIOS[*]}" \
+    --budget "${SCENARIO_BUDGET:-2700}" "${ci[@]}" -- "${steps[@]}"
 }
 
 cleanup() {
@@ -112,7 +113,10 @@ cleanup() {
       docker rm -f "${leftovers[@]}" >/dev/null 2>&1 || true
     fi
   fi
-  (( ${#names[@]} > 0 )) && report
+  if ! report && (( rc == 0 )); then
+    rc=1
+  fi
+  echo "timings written to ${artifacts#"$repo_root"/}/scenario-timings.json"
   "$testbed_dir/stop-docker.sh" || true
   exit "$rc"
 }
