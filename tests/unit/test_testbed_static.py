@@ -134,9 +134,32 @@ def test_verify_finds_every_test_file_it_lists(scenario: Path) -> None:
     assert tests_dir.is_dir(), f"{scenario.name}: verify needs {tests_dir.relative_to(ROOT)}/"
     for entry in extra:
         assert (tests_dir / entry).resolve().exists(), f"{scenario.name}: {entry} does not exist"
-    own = list(tests_dir.glob("test_*.py"))
-    listed = [e for e in extra if Path(e).name.startswith("test_")]
-    assert own or listed, f"{scenario.name}: verify has no test file to run"
+    assert scenario_test_files(tests_dir, extra), (
+        f"{scenario.name}: verify has no test file of its own to run (the shared safety check"
+        " alone proves nothing about the scenario)"
+    )
+
+
+def scenario_test_files(tests_dir: Path, extra: list[str]) -> list[Path]:
+    """The test files verify runs for the scenario itself: its own test_*.py and those it lists,
+    without the shared safety check that every scenario lists."""
+    own = sorted(tests_dir.glob("test_*.py"))
+    listed = [
+        tests_dir / e for e in extra if Path(e).name.startswith("test_") and e != SAFETY_CHECK
+    ]
+    return [p for p in [*own, *listed] if p.resolve().is_file()]
+
+
+def test_a_scenario_with_only_the_safety_check_has_no_test_of_its_own(tmp_path: Path) -> None:
+    # As the site scenarios would look if test_site.py were dropped from their verifier.
+    tests_dir = tmp_path / "tests"
+    tests_dir.mkdir()
+    assert scenario_test_files(tests_dir, [SAFETY_CHECK]) == []
+    site = MOLECULE / "site-debian12"
+    extra = _load(site)["verifier"]["additional_files_or_dirs"]
+    assert scenario_test_files(site / "tests", extra), "site-debian12 lost its own tests"
+    without_site = [e for e in extra if not e.endswith("test_site.py")]
+    assert scenario_test_files(site / "tests", without_site) == []
 
 
 def test_every_pending_scenario_says_why() -> None:
