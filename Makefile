@@ -25,5 +25,6 @@ unit: bootstrap  ## Unit and CLI tests only (seconds)
 scenarios: bootstrap  ## Container scenarios only (molecule)
 	tests/testbed/run-scenarios.sh
 
-bench: bootstrap  ## Benchmarks; each prints JSON
-	@for b in tests/benchmarks/*.py; do .venv/bin/python "$$b"; done
+BENCHMARKS ?= $(wildcard tests/benchmarks/bench_*.py)
+bench: bootstrap  ## Benchmarks; each prints JSON (fails when a benchmark script fails)
+	@set -e; for b in $(BENCHMARKS); do .venv/bin/python "$$b"; done
