@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from instance_cli import __version__
+from instance_cli import __version__, vaultpass
 from instance_cli.answers import (
     SECRET_ENV,
     Answers,
@@ -71,8 +71,11 @@ def _secret_answers(interactive: bool, answers: Answers) -> dict[str, str | None
 
 
 def _next_steps(result: Result, output_dir: Path) -> str:
-    inv = output_dir / result.plan.slug
+    slug = result.plan.slug
+    inv = output_dir / slug
     pw = result.password_file
+    playbook_option = f"{vaultpass.OPTION} {pw}"
+    validate_option = "" if pw == vaultpass.default_path(slug) else f" {playbook_option}"
     where = "created" if result.password_created else "using"
     s = result.plan.sizing
     lines = [
@@ -81,14 +84,15 @@ def _next_steps(result: Result, output_dir: Path) -> str:
         f"Sizing: {s.tier} tier; recommended VM {s.vm_vcpus} vCPU, {s.vm_ram_gb} GB RAM, "
         f"{s.vm_disk_gb} GB disk; indicative cost {s.monthly_cost_usd} USD/month. {s.note}",
         f"Vault password file ({result.password_source}): {where} {pw}",
-        "  Keep it safe and out of git; without it the secrets cannot be read.",
+        f"  It is {slug}'s alone: keep it safe and out of git, and never use it for another",
+        "  institution; without it the secrets cannot be read.",
         "",
-        "Next steps:",
+        "Next steps (name the password file per command rather than exporting",
+        f"{vaultpass.ENV}, so that it cannot leak into another institution's run):",
         f"  1. Review {inv}/ (community/ texts, group_vars/all/main.yml) and commit it.",
-        f"  2. export ANSIBLE_VAULT_PASSWORD_FILE={pw}",
-        f"  3. instance-cli validate {inv}",
-        f"  4. ansible-playbook -i {inv} playbooks/site.yml --check --diff   # preview",
-        f"  5. ansible-playbook -i {inv} playbooks/site.yml",
+        f"  2. instance-cli validate {inv}{validate_option}",
+        f"  3. ansible-playbook -i {inv} {playbook_option} playbooks/site.yml --check --diff",
+        f"  4. ansible-playbook -i {inv} {playbook_option} playbooks/site.yml",
     ]
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from instance_cli import secrets
+from instance_cli import secrets, vaultpass
 from instance_cli.answers import (
     MAX_RULE_HINT,
     MAX_RULE_TEXT,
@@ -147,6 +147,19 @@ def _check_vault(inv: Path, slug: str, option: str | None, problems: list[str]) 
         problems.append(f"{VAULT_PATH}: missing")
         return
     pw_path, source = secrets.password_file_path(option, slug)
+    if source == "default location" and not pw_path.exists():
+        problems.append(f"{VAULT_PATH}: {vaultpass.missing_hint(slug, inv)}")
+        return
+    try:
+        foreign = vaultpass.foreign_reason(pw_path, slug, inv.parent, inv)
+    except InstanceCliError:
+        foreign = None  # unreadable: reported below by the decryption
+    if foreign is not None:
+        problems.append(
+            f"{VAULT_PATH}: the password file {pw_path} (from {source}) must not serve {slug}: "
+            f"{foreign}; give {slug} its own password file and re-key its vault with "
+            f"ansible-vault rekey --new-vault-password-file <{slug}'s own file>"
+        )
     try:
         values = secrets.decrypt(path.read_bytes(), secrets.read_password(pw_path), VAULT_PATH)
     except InstanceCliError as exc:

@@ -131,6 +131,17 @@ def decrypt(data: bytes, password: bytes, source: str) -> dict[str, Any]:
     return loaded
 
 
+def opens(data: bytes, password: bytes) -> bool:
+    """Whether the password decrypts this vault (the content is not looked at)."""
+    from ansible.errors import AnsibleError
+
+    try:
+        _vaultlib(password).decrypt(data)
+    except AnsibleError:
+        return False
+    return True
+
+
 # --- vault password file -----------------------------------------------------------------
 
 

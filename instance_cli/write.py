@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from instance_cli import secrets
+from instance_cli import secrets, vaultpass
 from instance_cli.answers import SECRET_ENV, Answers
 from instance_cli.errors import ExistsError, InstanceCliError, VaultError
 from instance_cli.plan import Plan, make_plan
@@ -142,6 +142,7 @@ def new_institution(
         )
     pw_path, pw_source = secrets.password_file_path(vault_password_file, plan.slug)
     secrets.refuse_inside(pw_path, output_dir)
+    vaultpass.refuse_foreign(pw_path, pw_source, plan.slug, output_dir, target)
 
     existing, password = _existing_secrets(target, pw_path) if exists else (None, b"")
     create_password = False

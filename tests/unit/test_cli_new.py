@@ -42,8 +42,12 @@ def test_new_writes_every_file_and_the_next_steps(
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((inv / "group_vars/all/vault.yml").stat().st_mode) == 0o600
     assert f"created {password_file}" in result.output
-    assert f"ansible-playbook -i {inv} playbooks/site.yml" in result.output
-    assert f"export ANSIBLE_VAULT_PASSWORD_FILE={password_file}" in result.output
+    assert (
+        f"ansible-playbook -i {inv} --vault-password-file {password_file} playbooks/site.yml\n"
+        in result.output
+    )
+    assert f"instance-cli validate {inv}\n" in result.output  # finds the default file itself
+    assert "export ANSIBLE_VAULT_PASSWORD_FILE" not in result.output
     assert set(vault_of(inv, password_file)) == set(secrets.ALL_KEYS)
     hosts = yaml.safe_load((inv / "hosts.yml").read_text())
     children = hosts["all"]["children"]
