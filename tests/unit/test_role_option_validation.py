@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,22 @@ CASES: dict[str, tuple[str, dict[str, Any], str | None]] = {
         },
         "PgBouncer has no peer",
     ),
+    "mastodon_secrets_complete": ("mastodon", MASTODON_BASE, None),
+    "mastodon_empty_active_record_key": (
+        "mastodon",
+        {**MASTODON_BASE, "mastodon_active_record_encryption_primary_key": ""},
+        "mastodon_active_record_encryption_primary_key empty: Mastodon refuses to boot without"
+        " ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY",
+    ),
+    "mastodon_blank_secret_key_base_and_salt": (
+        "mastodon",
+        {
+            **MASTODON_BASE,
+            "mastodon_secret_key_base": "  ",
+            "mastodon_active_record_encryption_key_derivation_salt": "",
+        },
+        "mastodon_secret_key_base, mastodon_active_record_encryption_key_derivation_salt empty",
+    ),
     "mastodon_pgbouncer_migrations_through_it": (
         "mastodon",
         {**MASTODON_BASE, "mastodon_db_pgbouncer": True},
@@ -256,3 +273,9 @@ def test_validate_accepts_or_refuses_with_a_clear_message(
     else:
         assert outcome["failed"], f"{name}: validate.yml accepted contradictory input"
         assert expected in outcome["msg"], outcome["msg"]
+    secrets = [
+        v
+        for k, v in CASES[name][1].items()
+        if isinstance(v, str) and len(v) >= 16 and re.search(r"password|secret|_key$|salt", k)
+    ]
+    assert not [s for s in secrets if s in outcome.get("msg", "")], "a value in the message"
