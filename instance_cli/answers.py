@@ -7,6 +7,7 @@ answers file nests them (``domains: {local: ...}``).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import ipaddress
@@ -204,17 +205,24 @@ class Sub:
 
     name: str
     type: Type
+    question: str
     help: str
     required: bool = True
     default: Any = ""
+    # interactive default from the answers so far and the record's earlier fields
+    suggest: Callable[[Answers, dict[str, Any]], Any] | None = None
+    in_summary: bool = True  # shown in the summary before writing
 
 
 class Records(Type):
     """A list of small mappings (moderators, rules, admin users)."""
 
-    def __init__(self, subs: Sequence[Sub], *, min_items: int, max_items: int, what: str) -> None:
+    def __init__(
+        self, subs: Sequence[Sub], *, min_items: int, max_items: int, what: str, item: str
+    ) -> None:
         self.subs = tuple(subs)
         self.min_items, self.max_items = min_items, max_items
+        self.item = item  # one entry in plain words: "moderator"
         keys = ", ".join(s.name for s in subs)
         self.expected = f"a list of {min_items} to {max_items} {what} (each with {keys})"
 
@@ -337,6 +345,34 @@ def time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+@functools.cache
+def _country_zones() -> dict[str, str]:
+    """Country name or ISO code (lower case) -> its first zone in the tz database's zone.tab."""
+    for base in zoneinfo.TZPATH:
+        try:
+            countries = (Path(base) / "iso3166.tab").read_text(encoding="utf-8")
+            zones = (Path(base) / "zone.tab").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        first: dict[str, str] = {}
+        for line in zones.splitlines():
+            cols = line.split("\t")
+            if len(cols) >= 3 and not line.startswith("#"):
+                first.setdefault(cols[0], cols[2])
+        out: dict[str, str] = {}
+        for line in countries.splitlines():
+            cols = line.split("\t")
+            if len(cols) == 2 and cols[0] in first:
+                out[cols[1].lower()] = out[cols[0].lower()] = first[cols[0]]
+        return out
+    return {}
+
+
+def zone_for_country(country: str) -> str:
+    """'Germany' -> 'Europe/Berlin' (the first zone listed for it), else Etc/UTC."""
+    return _country_zones().get(country.strip().lower(), "Etc/UTC")
+
+
 # Accounts an admin login must not take over: Debian base-passwd's static users and groups
 # (useradd would clash with the group of the same name), the users the packages our roles
 # install create (openssh-server, dbus, chrony, systemd, PostgreSQL, Redis, nginx's www-data),
@@ -392,12 +428,21 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Field:
+    """One question. `question` is the prompt in plain words, `help` the line shown above it
+    (with the answers-file key); `default` applies to answers files and interactively,
+    `suggest` only interactively: a value derived from earlier answers that a person confirms
+    with Enter (an answers file must still give a required field)."""
+
     name: str
     type: Type
+    question: str
     help: str
     default: Any = REQUIRED  # a value, REQUIRED, or a callable of the answers so far
     ask_if: Callable[[Answers], bool] | None = None
     default_doc: str = ""
+    suggest: Callable[[Answers], Any] | None = None
+    suggest_doc: str = ""
+    topic: str = ""  # the heading it is asked under; set by section()
 
     @property
     def required(self) -> bool:
@@ -409,6 +454,19 @@ class Field:
         if isinstance(self.default, list):
             return [dict(x) if isinstance(x, dict) else x for x in self.default]
         return self.default
+
+    def suggestion(self, answers: Answers) -> Any:
+        """The interactive default: the suggestion if it is valid, else the default."""
+        if self.suggest is not None:
+            try:
+                return self.type.check(self.suggest(answers))
+            except BadValue:
+                pass
+        return REQUIRED if self.required else self.default_for(answers)
+
+
+def section(topic: str, *fields: Field) -> tuple[Field, ...]:
+    return tuple(dataclasses.replace(f, topic=topic) for f in fields)
 
 
 BASELINE_RULES: tuple[dict[str, str], ...] = (
@@ -438,146 +496,220 @@ BASELINE_RULES: tuple[dict[str, str], ...] = (
     },
 )
 
+
+def _local(a: Answers) -> str:
+    return str(a.get("domains.local") or "")
+
+
+def _at_local(user: str) -> Callable[[Answers], str]:
+    return lambda a: f"{user}@{_local(a)}"
+
+
+SERVICE_LABELS = ("social", "mastodon", "masto", "toot", "fedi")
+
+
+def suggest_web_domain(a: Answers) -> str:
+    """A handle domain that already names the service (social.example.edu) serves the web
+    interface itself; an institution's own domain (example.edu) hardly can, so suggest
+    social.<domain> (which needs the WebFinger redirect described in the help)."""
+    local = _local(a)
+    if not local or local.split(".")[0] in SERVICE_LABELS:
+        return ""
+    return f"social.{local}"
+
+
+def suggest_short_name(a: Answers) -> str:
+    name = str(a.get("institution.name") or "")
+    return name if len(name) <= 40 else name[:41].rsplit(" ", 1)[0][:40]
+
+
 RULE_SUBS = (
-    Sub(
-        "text",
-        Text(f"a rule of at most {MAX_RULE_TEXT} characters", max_len=MAX_RULE_TEXT),
-        "The rule itself",
-    ),
-    Sub(
-        "hint",
-        Text(
-            "an optional explanation of at most 1000 characters", min_len=0, max_len=MAX_RULE_HINT
-        ),
-        "Optional longer explanation shown under the rule",
-        required=False,
-    ),
-)
+    Sub("text", Text(f"a rule of at most {MAX_RULE_TEXT} characters", max_len=MAX_RULE_TEXT),
+        "Rule", "The rule itself"),
+    Sub("hint", Text(f"an optional explanation of at most {MAX_RULE_HINT} characters",
+                     min_len=0, max_len=MAX_RULE_HINT),
+        "explanation", "Optional longer explanation shown under the rule", required=False,
+        in_summary=False),
+)  # fmt: skip
 MODERATOR_SUBS = (
-    Sub("username", USERNAME, "Mastodon username of the moderator"),
-    Sub("email", EMAIL, "Their institutional email address"),
-    Sub("role", Choice("Moderator", "Admin"), "Mastodon role", required=False, default="Moderator"),
-)
+    Sub("username", USERNAME, "Mastodon username", "Mastodon username of the moderator"),
+    Sub("email", EMAIL, "Email address", "Their institutional email address",
+        suggest=lambda a, rec: f"{rec.get('username', '')}@{_local(a)}"),
+    Sub("role", Choice("Moderator", "Admin"), "Role", "Mastodon role: Moderator or Admin",
+        required=False, default="Moderator"),
+)  # fmt: skip
 ADMIN_SUBS = (
-    Sub("name", AdminLogin(), "Unix login of the system administrator"),
-    Sub(
-        "ssh_keys",
-        ListOf(SSH_KEY, min_items=1, max_items=10),
-        "Their SSH public keys (one or more, comma-separated)",
-    ),
-)
+    Sub("name", AdminLogin(), "Unix login", "Unix login of the system administrator"),
+    Sub("ssh_keys", ListOf(SSH_KEY, min_items=1, max_items=10), "SSH public keys",
+        "Their SSH public keys (one or more, comma-separated)"),
+)  # fmt: skip
 
 
 def _sso(mode: str) -> Callable[[Answers], bool]:
     return lambda a: a.get("sso.mode") == mode
 
 
+HTTPS_OR_EMPTY = r"https://[^\s]{3,}"
+
 SCHEMA: tuple[Field, ...] = (
-    Field("institution.name", Text("the institution's full name", max_len=120),
-          "Full name of the institution, e.g. Example University"),
-    Field("institution.short_name", Text("a short name of at most 40 characters", max_len=40),
-          "Short name used in titles, e.g. Example"),
-    Field("institution.slug", SLUG,
-          "Directory name under inventories/ (derived from the short name)",
-          default=lambda a: slugify(str(a.get("institution.short_name", ""))),
-          default_doc="derived from institution.short_name"),
-    Field("domains.local", DOMAIN,
-          "Domain in user handles (@alice@DOMAIN); it can never change later"),
-    Field("domains.web", OPT_DOMAIN,
-          "Domain serving the web interface, if different (e.g. social.example.edu); empty = same",
-          default=""),
-    Field("admin.name", Text("a contact name", max_len=120),
-          "Name of the team or person running the server"),
-    Field("admin.email", EMAIL, "Contact email shown on the server and used for certificates"),
-    Field("owner.username", USERNAME, "Username of the Owner account created on install",
-          default="admin"),
-    Field("users.expected", Int(1, 100_000, "a number of users"),
-          "How many people you expect to sign up (sets the sizing tier)"),
-    Field("registrations.mode", Choice("open", "approval", "closed"),
-          "Who can sign up: open, approval (moderators approve), closed (invites only)",
-          default="approval"),
-    Field("registrations.email_domains", ListOf(DOMAIN, max_items=50),
-          "Email domains allowed to sign up (comma-separated); empty = anyone",
-          default=lambda a: [a["domains.local"]] if "domains.local" in a else [],
-          default_doc="[domains.local]"),
-    Field("languages", ListOf(LANGUAGE, min_items=1, max_items=20),
-          "Languages of the community, ISO 639-1 codes, first is the default", default=["en"]),
-    Field("federation.mode", Choice("open", "allowlist"),
-          "open: talk to any server; allowlist: only servers you approve (limited federation)",
-          default="open"),
-    Field("moderators", Records(MODERATOR_SUBS, min_items=MIN_MODERATORS, max_items=50,
-                                what="moderators"),
-          "Moderators and admins besides the owner (at least 2, per the Server Covenant)"),
-    Field("privacy.dpo_name", Text("a name", max_len=120),
-          "Data protection officer (name or office) for the privacy policy"),
-    Field("privacy.dpo_email", EMAIL, "Data protection officer's email"),
-    Field("privacy.jurisdiction", Text("a country or region", max_len=80),
-          "Jurisdiction whose data-protection law applies, e.g. Germany"),
-    Field("privacy.supervisory_authority", Text("an authority's name", max_len=200),
-          "Data-protection supervisory authority people may complain to"),
-    Field("privacy.supervisory_authority_url",
-          Text("an https:// address, or empty", min_len=0, max_len=300,
-               pattern=r"https://[^\s]{3,}"),
-          "Web address of that authority", default=""),
-    Field("retention.ip_days", Int(1, 365, "a number of days"),
-          "Days to keep IP addresses (upstream default is 365)", default=7),
-    Field("retention.session_days", Int(1, 365, "a number of days"),
-          "Days to keep inactive login sessions (upstream default is 365)", default=30),
-    Field("retention.media_cache_days", OptionalInt(1, 365, "a number of days"),
-          "Days to cache media from other servers; empty = the sizing tier's value", default=None),
-    Field("backup.repository",
-          Text("a restic repository like sftp:user@host:/path, s3:..., rest:... or /path",
-               max_len=300, predicate=is_restic_repository),
-          "Where backups go (restic repository URL)"),
-    Field("backup.retention_days", Int(1, 3650, "a number of days"),
-          "Days to keep backups (stated in the privacy policy)", default=30),
-    Field("smtp.host", DOMAIN, "SMTP relay host for outgoing mail"),
-    Field("smtp.port", Int(1, 65535, "a TCP port"), "SMTP relay port", default=587),
-    Field("smtp.login", Text("a login name, or empty", min_len=0, max_len=200),
-          "SMTP login (empty if the relay needs none; the password is asked separately)",
-          default=""),
-    Field("smtp.from_address",
-          Text("an address like 'Name <notifications@example.edu>'", max_len=254,
-               predicate=is_from_address),
-          "Sender address of notification emails",
-          default=lambda a: f"{a.get('institution.short_name', 'Mastodon')} Social "
-          f"<notifications@{a.get('domains.local', 'example.edu')}>",
-          default_doc="'<short name> Social <notifications@domains.local>'"),
-    Field("sso.mode", Choice("none", "oidc", "saml"),
-          "Single sign-on: none, oidc or saml", default="none"),
-    Field("sso.oidc.display_name", Text("a button label, or empty", min_len=0, max_len=60),
-          "Label of the sign-in button", default="", ask_if=_sso("oidc")),
-    Field("sso.oidc.issuer",
-          Text("an https:// issuer URL, or empty", min_len=0, max_len=300,
-               pattern=r"https://[^\s]{3,}"),
-          "OIDC issuer URL (required for oidc)", default="", ask_if=_sso("oidc")),
-    Field("sso.oidc.client_id", Text("a client id, or empty", min_len=0, max_len=200),
-          "OIDC client id (required for oidc; the secret is asked separately)", default="",
-          ask_if=_sso("oidc")),
-    Field("sso.saml.idp_sso_url",
-          Text("an https:// URL, or empty", min_len=0, max_len=300, pattern=r"https://[^\s]{3,}"),
-          "SAML IdP single sign-on URL (required for saml)", default="", ask_if=_sso("saml")),
-    Field("sso.saml.cert_fingerprint",
-          Text("a SHA-1/SHA-256 fingerprint like AB:CD:..., or empty", min_len=0, max_len=100,
-               pattern=r"([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}|([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}"),
-          "SAML IdP certificate fingerprint (required for saml)", default="",
-          ask_if=_sso("saml")),
-    Field("rules", Records(RULE_SUBS, min_items=1, max_items=MAX_RULES, what="rules"),
-          "Server rules; start from the cooperative's baseline and edit, add or remove",
-          default=[dict(r) for r in BASELINE_RULES], default_doc="the cooperative baseline"),
-    Field("admins", Records(ADMIN_SUBS, min_items=1, max_items=20, what="admin users"),
-          "System administrators with SSH access to the server"),
-    Field("host.address", Text("an IP address or DNS name", max_len=253,
-                               predicate=is_host_address),
-          "Address Ansible connects to"),
-    Field("host.name", SLUG, "Inventory name of the server",
-          default=lambda a: f"{a.get('institution.slug', 'instance')}-1"[:30],
-          default_doc="<slug>-1"),
-    Field("host.timezone", TimeZone(), "Server time zone", default="Etc/UTC"),
-    Field("mastodon.version",
-          Text("a Mastodon release tag like v4.5.2", max_len=20,
-               pattern=r"v[0-9]+\.[0-9]+\.[0-9]+"),
-          "Mastodon release to install", default="v4.5.2"),
+    *section("The institution",
+        Field("institution.name", Text("the institution's full name", max_len=120),
+              "Full name of the institution", "For example Example University"),
+        Field("institution.short_name", Text("a short name of at most 40 characters", max_len=40),
+              "Short name", "Used in titles, e.g. Example",
+              suggest=suggest_short_name, suggest_doc="the full name"),
+        Field("institution.slug", SLUG, "Directory name of its inventory",
+              "The directory under inventories/, derived from the short name",
+              default=lambda a: slugify(str(a.get("institution.short_name", ""))),
+              default_doc="derived from institution.short_name"),
+    ),
+    *section("Domains",
+        Field("domains.local", DOMAIN, "Domain in people's handles",
+              "@alice@DOMAIN; it can never change later"),
+        Field("domains.web", OPT_DOMAIN, "Domain of the web interface",
+              "If different from the handle domain (e.g. social.example.edu), the handle "
+              "domain must redirect /.well-known/webfinger to it; '-' = the same domain",
+              default="", suggest=suggest_web_domain,
+              suggest_doc="`social.<domains.local>`, unless that already starts with social., "
+              "mastodon. ..."),
+    ),
+    *section("Contacts",
+        Field("admin.name", Text("a contact name", max_len=120),
+              "Team or person running the server", "Shown as the server's contact",
+              suggest=lambda a: f"{a.get('institution.name', '')} IT Services",
+              suggest_doc="`<institution.name> IT Services`"),
+        Field("admin.email", EMAIL, "Their contact email",
+              "Shown on the server and used for the TLS certificates",
+              suggest=_at_local("mastodon"), suggest_doc="`mastodon@<domains.local>`"),
+        Field("owner.username", USERNAME, "Username of the Owner account",
+              "The Mastodon account created with the Owner role on install", default="admin"),
+    ),
+    *section("Sign-ups and federation",
+        Field("users.expected", Int(1, 100_000, "a number of users"),
+              "Expected number of users",
+              "Sets the sizing tier: up to 500 small, 2000 medium, 10000 large",
+              suggest=lambda a: 500, suggest_doc="`500`"),
+        Field("registrations.mode", Choice("open", "approval", "closed"), "Who can sign up",
+              "open, approval (moderators approve) or closed (invites only)",
+              default="approval"),
+        Field("registrations.email_domains", ListOf(DOMAIN, max_items=50),
+              "Email domains allowed to sign up", "Comma-separated; '-' = anyone",
+              default=lambda a: [a["domains.local"]] if "domains.local" in a else [],
+              default_doc="[domains.local]"),
+        Field("languages", ListOf(LANGUAGE, min_items=1, max_items=20),
+              "Languages of the community", "ISO 639-1 codes, comma-separated; the first is "
+              "the default", default=["en"]),
+        Field("federation.mode", Choice("open", "allowlist"), "Federation",
+              "open: talk to any server; allowlist: only servers you approve", default="open"),
+    ),
+    *section("Moderation team",
+        Field("moderators", Records(MODERATOR_SUBS, min_items=MIN_MODERATORS, max_items=50,
+                                    what="moderators", item="moderator"),
+              "Moderators", "People besides the owner; at least 2, per the Server Covenant"),
+    ),
+    *section("Privacy policy",
+        Field("privacy.dpo_name", Text("a name", max_len=120), "Data protection officer",
+              "Name or office, for the privacy policy",
+              suggest=lambda a: f"Data Protection Officer of {a.get('institution.name', '')}",
+              suggest_doc="`Data Protection Officer of <institution.name>`"),
+        Field("privacy.dpo_email", EMAIL, "Data protection officer's email",
+              "For the privacy policy", suggest=_at_local("dpo"),
+              suggest_doc="`dpo@<domains.local>`"),
+        Field("privacy.jurisdiction", Text("a country or region", max_len=80),
+              "Country or region whose data-protection law applies", "For example Germany"),
+        Field("privacy.supervisory_authority", Text("an authority's name", max_len=200),
+              "Supervisory authority", "The data-protection authority people may complain to"),
+        Field("privacy.supervisory_authority_url",
+              Text("an https:// address, or empty", min_len=0, max_len=300,
+                   pattern=HTTPS_OR_EMPTY),
+              "Web address of that authority", "An https:// address, or empty", default=""),
+        Field("retention.ip_days", Int(1, 365, "a number of days"), "Days to keep IP addresses",
+              "Upstream's default is 365", default=7),
+        Field("retention.session_days", Int(1, 365, "a number of days"),
+              "Days to keep inactive login sessions", "Upstream's default is 365", default=30),
+        Field("retention.media_cache_days", OptionalInt(1, 365, "a number of days"),
+              "Days to cache media from other servers", "Empty = the sizing tier's value",
+              default=None),
+    ),
+    *section("Backups",
+        Field("backup.repository",
+              Text("a restic repository like sftp:user@host:/path, s3:..., rest:... or /path",
+                   max_len=300, predicate=is_restic_repository),
+              "Where backups go", "A restic repository URL",
+              suggest=lambda a: f"sftp:backup@backup.{_local(a)}:/srv/restic/"
+              f"{a.get('institution.slug', '')}",
+              suggest_doc="`sftp:backup@backup.<domains.local>:/srv/restic/<slug>`"),
+        Field("backup.retention_days", Int(1, 3650, "a number of days"),
+              "Days to keep backups", "Stated in the privacy policy", default=30),
+    ),
+    *section("Outgoing mail",
+        Field("smtp.host", DOMAIN, "Mail relay for outgoing email", "The SMTP host",
+              suggest=lambda a: f"smtp.{_local(a)}", suggest_doc="`smtp.<domains.local>`"),
+        Field("smtp.port", Int(1, 65535, "a TCP port"), "Mail relay port", "Usually 587",
+              default=587),
+        Field("smtp.login", Text("a login name, or empty", min_len=0, max_len=200),
+              "Mail relay login", "Empty if the relay needs none; the password is asked "
+              "separately", default=""),
+        Field("smtp.from_address",
+              Text("an address like 'Name <notifications@example.edu>'", max_len=254,
+                   predicate=is_from_address),
+              "Sender of notification emails", "Name <address> or an address",
+              default=lambda a: f"{a.get('institution.short_name', 'Mastodon')} Social "
+              f"<notifications@{a.get('domains.local', 'example.edu')}>",
+              default_doc="`<short name> Social <notifications@domains.local>`"),
+    ),
+    *section("Single sign-on",
+        Field("sso.mode", Choice("none", "oidc", "saml"), "Single sign-on",
+              "none, oidc or saml", default="none"),
+        Field("sso.oidc.display_name", Text("a button label, or empty", min_len=0, max_len=60),
+              "Label of the sign-in button", "Shown on the login page", default="",
+              ask_if=_sso("oidc")),
+        Field("sso.oidc.issuer",
+              Text("an https:// issuer URL, or empty", min_len=0, max_len=300,
+                   pattern=HTTPS_OR_EMPTY),
+              "OIDC issuer URL", "Required for oidc", default="", ask_if=_sso("oidc")),
+        Field("sso.oidc.client_id", Text("a client id, or empty", min_len=0, max_len=200),
+              "OIDC client id", "Required for oidc; the secret is asked separately",
+              default="", ask_if=_sso("oidc")),
+        Field("sso.saml.idp_sso_url",
+              Text("an https:// URL, or empty", min_len=0, max_len=300, pattern=HTTPS_OR_EMPTY),
+              "SAML single sign-on URL of the identity provider", "Required for saml",
+              default="", ask_if=_sso("saml")),
+        Field("sso.saml.cert_fingerprint",
+              Text("a SHA-1/SHA-256 fingerprint like AB:CD:..., or empty", min_len=0,
+                   max_len=100,
+                   pattern=r"([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}|([0-9A-Fa-f]{2}:){31}"
+                   r"[0-9A-Fa-f]{2}"),
+              "Certificate fingerprint of the identity provider", "Required for saml",
+              default="", ask_if=_sso("saml")),
+    ),
+    *section("Server rules",
+        Field("rules", Records(RULE_SUBS, min_items=1, max_items=MAX_RULES, what="rules",
+                               item="rule"),
+              "Server rules", "Start from the cooperative's baseline; edit, add or remove",
+              default=[dict(r) for r in BASELINE_RULES], default_doc="the cooperative baseline"),
+    ),
+    *section("The server",
+        Field("admins", Records(ADMIN_SUBS, min_items=1, max_items=20, what="admin users",
+                                item="system administrator"),
+              "System administrators", "People with SSH access to the server"),
+        Field("host.address", Text("an IP address or DNS name", max_len=253,
+                                   predicate=is_host_address),
+              "Address Ansible connects to", "An IP address or DNS name",
+              suggest=lambda a: a.get("domains.web") or _local(a),
+              suggest_doc="domains.web, else domains.local"),
+        Field("host.name", SLUG, "Inventory name of the server", "Its name in hosts.yml",
+              default=lambda a: f"{a.get('institution.slug', 'instance')}-1"[:30],
+              default_doc="`<slug>-1`"),
+        Field("host.timezone", TimeZone(), "Server time zone", "A name of the tz database",
+              default="Etc/UTC",
+              suggest=lambda a: zone_for_country(str(a.get("privacy.jurisdiction", ""))),
+              suggest_doc="the jurisdiction's zone in the tz database"),
+        Field("mastodon.version",
+              Text("a Mastodon release tag like v4.5.2", max_len=20,
+                   pattern=r"v[0-9]+\.[0-9]+\.[0-9]+"),
+              "Mastodon release to install", "A release tag", default="v4.5.2"),
+    ),
 )  # fmt: skip
 
 FIELDS: dict[str, Field] = {f.name: f for f in SCHEMA}
@@ -590,6 +722,10 @@ GROUPS: frozenset[str] = frozenset(
 SECRET_ENV = {
     "smtp.password": "INSTANCE_CLI_SMTP_PASSWORD",
     "sso.oidc.client_secret": "INSTANCE_CLI_OIDC_CLIENT_SECRET",
+}
+SECRET_QUESTIONS = {
+    "smtp.password": "SMTP password",
+    "sso.oidc.client_secret": "OIDC client secret",
 }
 
 
@@ -807,14 +943,26 @@ def nest(answers: Answers) -> dict[str, Any]:
 
 def _doc_default(f: Field) -> str:
     if f.required:
-        return "**required**"
-    if f.default_doc:
-        return f.default_doc
-    if f.default is None:
-        return "empty"
-    if isinstance(f.default, list):
-        return ", ".join(str(x) for x in f.default) or "[]"
-    return f"`{f.default}`" if f.default != "" else '`""`'
+        text = "**required**"
+    elif f.default_doc:
+        text = f.default_doc
+    elif f.default is None:
+        text = "empty"
+    elif isinstance(f.default, list):
+        text = ", ".join(str(x) for x in f.default) or "[]"
+    else:
+        text = f"`{f.default}`" if f.default != "" else '`""`'
+    return f"{text}; suggested: {f.suggest_doc}" if f.suggest_doc else text
+
+
+def topics() -> list[tuple[str, list[Field]]]:
+    """The schema's sections in order: (heading, fields)."""
+    out: list[tuple[str, list[Field]]] = []
+    for f in SCHEMA:
+        if not out or out[-1][0] != f.topic:
+            out.append((f.topic, []))
+        out[-1][1].append(f)
+    return out
 
 
 def reference_markdown() -> str:
@@ -825,16 +973,26 @@ def reference_markdown() -> str:
         "<!-- Generated from instance_cli/answers.py by `instance-cli answers-reference`;"
         " do not edit by hand. -->",
         "",
-        "Every question of `instance-cli new`, as a key of the answers file (`--answers FILE`).",
-        "Dotted names nest in the file: `domains.local` is `domains: {local: ...}`.",
-        "Unknown keys are errors. See `examples/answers/example-university.yml`.",
-        "",
-        "| key | expected | default | question |",
-        "|---|---|---|---|",
+        "Every question of `instance-cli new`, under the heading it is asked under, with its",
+        "key in the answers file (`--answers FILE`). Dotted names nest in the file:",
+        "`domains.local` is `domains: {local: ...}`. Unknown keys are errors. See",
+        "`examples/answers/example-university.yml`. A *suggested* value is derived from earlier",
+        "answers and offered by the interactive questionnaire only (Enter accepts it); an",
+        "answers file must still give every required key.",
     ]
-    for f in SCHEMA:
-        expected = f.type.describe().replace("|", "\\|")
-        lines.append(f"| `{f.name}` | {expected} | {_doc_default(f)} | {f.help} |")
+    for topic, fields in topics():
+        lines += [
+            "",
+            f"## {topic}",
+            "",
+            "| key | question | expected | default |",
+            "|---|---|---|---|",
+        ]
+        for f in fields:
+            expected = f.type.describe().replace("|", "\\|")
+            lines.append(
+                f"| `{f.name}` | {f.question}. {f.help} | {expected} | {_doc_default(f)} |"
+            )
     lines += ["", "## List entries", ""]
     for f in SCHEMA:
         if isinstance(f.type, Records):
@@ -851,7 +1009,7 @@ def reference_markdown() -> str:
         "",
     ]
     for name, env in SECRET_ENV.items():
-        lines.append(f"- `{name}`: environment variable `{env}`")
+        lines.append(f"- `{name}` ({SECRET_QUESTIONS[name]}): environment variable `{env}`")
     lines.append("")
     return "\n".join(lines)
 
@@ -859,140 +1017,21 @@ def reference_markdown() -> str:
 __all__ = [
     "BASELINE_RULES",
     "FIELDS",
+    "REQUIRED",
     "SCHEMA",
     "SECRET_ENV",
+    "SECRET_QUESTIONS",
     "Answers",
     "BadValue",
     "Field",
     "Records",
+    "Type",
     "load_answers_file",
     "nest",
     "parse_answers_text",
     "reference_markdown",
+    "show",
     "slugify",
+    "topics",
     "validate",
 ]
-
-
-# --- interactive questionnaire ------------------------------------------------------------
-
-Ask = Callable[[str, str], str]  # (question, default shown) -> raw text
-CLEAR = "-"  # typed to empty an optional answer that has a default
-Say = Callable[[str], None]
-
-
-def ask_value(ask: Ask, say: Say, label: str, help_text: str, vtype: Type, default: Any) -> Any:
-    """Ask until the answer is valid; re-ask with the reason otherwise."""
-    say(f"  {help_text}")
-    shown = vtype.to_text(default) if default is not REQUIRED else ""
-    for _ in range(100):  # bounded: a closed stdin ends in click.Abort long before this
-        text = ask(label, shown)
-        if text == "" and default is not REQUIRED:
-            text = shown
-        elif text.strip() == CLEAR:
-            text = ""
-        try:
-            return vtype.from_text(text)
-        except BadValue as exc:
-            say(f"  Invalid: expected {exc}, got {show(text)}. Please try again.")
-    raise InstanceCliError(f"{label}: too many invalid answers")
-
-
-def ask_records(ask: Ask, say: Say, f: Field, rtype: Records, answers: Answers) -> list[Any]:
-    items: list[dict[str, Any]] = []
-    say(f"  {f.help}")
-    while len(items) < rtype.max_items:
-        if len(items) >= rtype.min_items:
-            more = ask_value(
-                ask,
-                say,
-                f"Add another entry to {f.name}? (yes/no)",
-                "Answer yes or no",
-                Choice("yes", "no"),
-                "no",
-            )
-            if more == "no":
-                break
-        rec: dict[str, Any] = {}
-        for sub in rtype.subs:
-            default = sub.default if not sub.required else REQUIRED
-            rec[sub.name] = ask_value(
-                ask, say, f"{f.name}[{len(items) + 1}].{sub.name}", sub.help, sub.type, default
-            )
-        items.append(rec)
-    return items
-
-
-def edit_rules(ask: Ask, say: Say, rules: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Show the rules and let the user edit (e N), add (a), remove (r N) until done."""
-    text_type = RULE_SUBS[0].type
-    hint_type = RULE_SUBS[1].type
-    for _ in range(1000):
-        say("  Current rules:")
-        for i, rule in enumerate(rules, 1):
-            say(f"    {i}. {rule['text']}")
-        command = ask("Rules: 'done', 'e N' edit, 'a' add, 'r N' remove", "done").strip()
-        match = re.fullmatch(r"([ear])(?:\s+([0-9]{1,2}))?|done", command)
-        if not match:
-            say("  Invalid: expected done, a, e N or r N.")
-            continue
-        if command == "done":
-            if rules:
-                return rules
-            say("  Invalid: keep at least one rule.")
-            continue
-        op, num = match.group(1), match.group(2)
-        index = int(num) - 1 if num else -1
-        if op in "er" and not 0 <= index < len(rules):
-            say(f"  Invalid: expected a rule number from 1 to {len(rules)}.")
-            continue
-        if op == "a" and len(rules) >= MAX_RULES:
-            say(f"  Invalid: at most {MAX_RULES} rules; remove one first.")
-            continue
-        if op == "r":
-            rules.pop(index)
-            continue
-        old = rules[index] if op == "e" else {"text": REQUIRED, "hint": ""}
-        text = ask_value(ask, say, "Rule text", "At most 300 characters", text_type, old["text"])
-        hint = ask_value(ask, say, "Rule hint", "Optional explanation", hint_type, old["hint"])
-        new = {"text": text, "hint": hint}
-        if op == "e":
-            rules[index] = new
-        else:
-            rules.append(new)
-    raise InstanceCliError("rules: too many edits")
-
-
-def interview(ask: Ask, say: Say) -> Answers:
-    """Ask every question of SCHEMA, in order, with default and help; returns valid answers."""
-    answers: Answers = {}
-    for f in SCHEMA:
-        if f.ask_if is not None and not f.ask_if(answers):
-            answers[f.name] = f.default_for(answers)
-            continue
-        if isinstance(f.type, Records):
-            if f.name == "rules":
-                answers[f.name] = edit_rules(ask, say, f.default_for(answers))
-            else:
-                answers[f.name] = ask_records(ask, say, f, f.type, answers)
-            continue
-        default = f.default_for(answers) if not f.required else REQUIRED
-        answers[f.name] = ask_value(ask, say, f.name, f.help, f.type, default)
-    # The same validation as an answers file, cross-field rules included; re-ask only the
-    # fields a cross-field rule names, so nothing typed so far is lost.
-    for _ in range(20):
-        try:
-            return validate(nest(answers))
-        except ValidationError as exc:
-            names = {re.split(r"[:\[]", p, maxsplit=1)[0] for p in exc.problems}
-            for problem in exc.problems:
-                say(f"  Invalid: {problem}")
-            again = [f for f in SCHEMA if f.name in names]
-            if not again:  # pragma: no cover - every problem names a field
-                raise
-            for f in again:
-                if isinstance(f.type, Records):
-                    answers[f.name] = ask_records(ask, say, f, f.type, answers)
-                else:
-                    answers[f.name] = ask_value(ask, say, f.name, f.help, f.type, REQUIRED)
-    raise InstanceCliError("too many invalid answers")

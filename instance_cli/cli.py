@@ -12,15 +12,16 @@ import click
 from instance_cli import __version__, vaultpass
 from instance_cli.answers import (
     SECRET_ENV,
+    SECRET_QUESTIONS,
     Answers,
-    interview,
     load_answers_file,
     reference_markdown,
 )
 from instance_cli.errors import InstanceCliError
 from instance_cli.inventory import list_institutions, resolve, validate_inventory
 from instance_cli.plan import MAX_USERS, MIN_USERS, sizing, sizing_table
-from instance_cli.write import Result, new_institution
+from instance_cli.prompts import interview, summary
+from instance_cli.write import Result, new_institution, preflight
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -59,7 +60,7 @@ def _secret_answers(interactive: bool, answers: Answers) -> dict[str, str | None
             continue
         if interactive:
             value = click.prompt(
-                f"{name} (hidden; empty keeps the current value or sets none)",
+                f"{SECRET_QUESTIONS[name]} (hidden; empty keeps the current value or sets none)",
                 default="",
                 show_default=False,
                 hide_input=True,
@@ -141,11 +142,23 @@ def new(
         answers = load_answers_file(answers_file)
     else:
         click.echo(
-            "New institution: answer each question. Enter keeps the [default]; "
-            "'-' empties an optional answer."
+            "New institution: answer each question. Enter keeps the [default]; '-' empties an "
+            "optional answer. Each help line ends with the answers-file key in parentheses."
         )
         answers = interview(_ask, _say)
+        # refuse an existing institution or a foreign password file before asking for secrets
+        _plan, target, *_ = preflight(
+            answers, output_dir, force=force, vault_password_file=vault_password_file
+        )
     secret_answers = _secret_answers(answers_file is None, answers)
+    if answers_file is None and not dry_run:
+        click.echo("")
+        click.echo(summary(answers))
+        if not click.confirm(f"Write {target}/?", default=True):
+            raise InstanceCliError(
+                "Nothing was written: the summary was not confirmed. Run instance-cli new "
+                "again (or put the answers in a file for --answers; docs/answers-reference.md)."
+            )
     result = new_institution(
         answers,
         output_dir,

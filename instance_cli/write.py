@@ -124,15 +124,12 @@ def _write_tree(tmp: Path, texts: dict[str, str], vault: bytes, old: Path | None
                 shutil.copy2(src, dst)
 
 
-def new_institution(
-    answers: Answers,
-    output_dir: Path,
-    *,
-    force: bool = False,
-    dry_run: bool = False,
-    vault_password_file: str | None = None,
-    secret_answers: dict[str, str | None] | None = None,
-) -> Result:
+def preflight(
+    answers: Answers, output_dir: Path, *, force: bool, vault_password_file: str | None
+) -> tuple[Plan, Path, bool, Path, str]:
+    """The checks that need no secrets: run before the interactive questionnaire asks for
+    them, and again by new_institution(). Returns (plan, target, exists, password file and
+    where it came from)."""
     plan = make_plan(answers)
     target = output_dir / plan.slug
     exists = _is_existing(target)
@@ -143,6 +140,21 @@ def new_institution(
     pw_path, pw_source = secrets.password_file_path(vault_password_file, plan.slug)
     secrets.refuse_inside(pw_path, output_dir)
     vaultpass.refuse_foreign(pw_path, pw_source, plan.slug, output_dir, target)
+    return plan, target, exists, pw_path, pw_source
+
+
+def new_institution(
+    answers: Answers,
+    output_dir: Path,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    vault_password_file: str | None = None,
+    secret_answers: dict[str, str | None] | None = None,
+) -> Result:
+    plan, target, exists, pw_path, pw_source = preflight(
+        answers, output_dir, force=force, vault_password_file=vault_password_file
+    )
 
     existing, password = _existing_secrets(target, pw_path) if exists else (None, b"")
     create_password = False

@@ -324,6 +324,7 @@ def interactive_input(owner: str = "", email_domains: str = "", tail: tuple[str,
         "192.0.2.10", "", "", "",  # host address/name/timezone, mastodon.version
         *tail,  # answers to re-asked questions
         "",  # SMTP password (hidden prompt)
+        "yes",  # write it (after the summary)
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 
