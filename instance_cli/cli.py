@@ -15,12 +15,12 @@ from instance_cli.answers import (
     SECRET_QUESTIONS,
     Answers,
     load_answers_file,
-    reference_markdown,
 )
 from instance_cli.errors import InstanceCliError
 from instance_cli.inventory import list_institutions, resolve, validate_inventory
 from instance_cli.plan import MAX_USERS, MIN_USERS, sizing, sizing_table
 from instance_cli.prompts import interview, summary
+from instance_cli.reference import reference_markdown
 from instance_cli.write import Result, new_institution, preflight
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
