@@ -54,6 +54,7 @@ class Type:
     """A value type: validates a YAML value, parses interactive text, describes itself."""
 
     expected = "a value"
+    empty = "(empty)"  # how the summary shows an empty answer
 
     def check(self, value: Any) -> Any:
         raise NotImplementedError
@@ -125,6 +126,8 @@ class Int(Type):
 
 class OptionalInt(Int):
     """An integer or empty (null): empty means "use the value derived from the sizing tier"."""
+
+    empty = "(empty: the sizing tier's value)"
 
     def __init__(self, lo: int, hi: int, what: str) -> None:
         super().__init__(lo, hi, what)

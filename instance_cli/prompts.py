@@ -196,5 +196,5 @@ def summary(answers: Answers) -> str:
                     lines.append(f"    {i}. " + _short(", ".join(p for p in parts if p)))
                 continue
             text = f.type.to_text(value)
-            lines.append(f"  {f.question}: {_short(text) if text else '(empty)'}")
+            lines.append(f"  {f.question}: {_short(text) if text else f.type.empty}")
     return "\n".join(lines)

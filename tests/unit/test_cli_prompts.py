@@ -82,6 +82,8 @@ def test_summary_then_no_writes_nothing(run: Run, tmp_path: Path, isolated_env: 
     assert "1. alice, alice@acme.edu, Moderator" in summary
     assert "2. bob, bob@acme.edu, Admin" in summary
     assert "Server time zone: Europe/Berlin" in summary
+    assert "Days to cache media from other servers: (empty: the sizing tier's value)" in summary
+    assert "Web address of that authority: (empty)" in summary
     assert f"Write {out / 'acme-institute'}/?" in summary
     assert SMTP_SECRET not in result.output
     assert "SMTP password" not in summary
@@ -138,3 +140,22 @@ def test_an_existing_institution_is_refused_before_the_secrets_and_summary(
     assert "already exists; use --force" in result.stderr
     assert "SMTP password (hidden" not in result.output
     assert "Summary" not in result.output
+
+
+def test_interactive_answers_get_the_same_checks_as_answers_files(run: Run, tmp_path: Path) -> None:
+    typed = list(TYPED)
+    at = typed.index("opsadmin")
+    typed[at:at] = ["root"]  # refused, then opsadmin
+    tz = len(typed) - 3  # host address, name, [time zone], version, secret
+    typed[tz:tz + 1] = ["Europe/Pariss", "Europe/Paris"]  # fmt: skip
+    out = tmp_path / "inventories"
+    result = run("new", "--output-dir", str(out), input="\n".join([*typed, "yes"]) + "\n")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Invalid: expected a personal login, not the system or service account root (root, "
+        'daemon, www-data, postgres, redis, mastodon, ... are reserved), got "root"'
+    ) in result.output
+    assert "(did you mean Europe/Paris?)" in result.output
+    answers = yaml.safe_load((out / "acme-institute" / "answers.yml").read_text())
+    assert answers["admins"][0]["name"] == "opsadmin"
+    assert answers["host"]["timezone"] == "Europe/Paris"
