@@ -128,7 +128,8 @@ INVENTORIES_OPTION = click.option(
     "--vault-password-file",
     type=click.Path(dir_okay=False),
     help="Vault password file [default: $ANSIBLE_VAULT_PASSWORD_FILE, else "
-    "~/.config/instance-cli/vault-passwords/<slug>.txt]; created if absent.",
+    "~/.config/instance-cli/vault-passwords/<slug>.txt]; created if absent. It must be this "
+    "institution's own: another institution's file or the example's public one is refused.",
 )
 def new(
     answers_file: Path | None,
@@ -137,7 +138,8 @@ def new(
     dry_run: bool,
     vault_password_file: str | None,
 ) -> None:
-    """Create inventories/<slug>/ from the questionnaire (interactive) or an answers file."""
+    """Create inventories/<slug>/ from the questionnaire (interactive: questions by topic, then
+    a summary to confirm) or an answers file."""
     if answers_file is not None:
         answers = load_answers_file(answers_file)
     else:
