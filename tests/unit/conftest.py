@@ -46,3 +46,16 @@ def run(isolated_env: Path) -> Callable[..., Result]:
         return runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=True)
 
     return _run
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many generated bad answers files the property tests really asserted."""
+    import sys
+
+    module = sys.modules.get("test_cli_properties")
+    counts: dict[str, int] = getattr(module, "ASSERTED", {})
+    if counts:
+        parts = ", ".join(f"{name} {n}" for name, n in counts.items())
+        terminalreporter.write_line(
+            f"property tests: {sum(counts.values())} generated answers files asserted ({parts})"
+        )

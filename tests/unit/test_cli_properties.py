@@ -1,5 +1,9 @@
-"""Property tests: generated bad answers files (>= 1000 across the strategies below) must each end
-in a clear error naming the field, a non-zero exit code, no traceback and nothing written."""
+"""Property tests: generated bad answers files must each end in a clear error naming the field,
+a non-zero exit code, no traceback and nothing written.
+
+Each property runs through `counted`, which counts the files whose rejection was really asserted
+(hypothesis may run fewer examples than asked for, and `assume` discards some) and fails when a
+property asserted fewer than it promises; the unit tests' closing summary prints the counts."""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cli_testlib import example_raw
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from instance_cli import answers as A
@@ -68,6 +73,30 @@ def run_new(document: str) -> tuple[int, str, list[str]]:
         return result.exit_code, result.output, written
 
 
+# property -> generated files whose rejection was asserted (read by conftest's summary)
+ASSERTED: dict[str, int] = {}
+_current: list[str] = []
+
+
+def counted(prop: Callable[[], None], promised: int) -> None:
+    """Run a hypothesis property; fail unless it asserted at least `promised` generated files."""
+    name = prop.__name__.lstrip("_")
+    ASSERTED[name] = 0
+    _current.append(name)
+    try:
+        prop()
+    finally:
+        _current.pop()
+    assert ASSERTED[name] >= promised, (
+        f"{name}: only {ASSERTED[name]} generated files asserted, {promised} promised"
+    )
+
+
+def _count() -> None:
+    if _current:
+        ASSERTED[_current[-1]] += 1
+
+
 def assert_rejected(raw: Any, *fields: str) -> None:
     document = yaml.dump(raw, Dumper=DUMPER, allow_unicode=True, sort_keys=False)
     code, output, written = run_new(document)
@@ -77,6 +106,7 @@ def assert_rejected(raw: Any, *fields: str) -> None:
     assert written == []
     for name in fields:
         assert name in output, (name, output[:2000])
+    _count()
 
 
 # --- bad values by type -----------------------------------------------------------------
@@ -141,11 +171,15 @@ def field_with_bad_value(draw: Callable[..., Any]) -> tuple[str, Any]:
 
 @settings(max_examples=400, **SETTINGS)
 @given(field_with_bad_value())
-def test_wrong_types_and_sizes_are_rejected(case: tuple[str, Any]) -> None:
+def _wrong_types_and_sizes_are_rejected(case: tuple[str, Any]) -> None:
     name, value = case
     raw = example_raw()
     set_path(raw, name, value)
     assert_rejected(raw, name)
+
+
+def test_wrong_types_and_sizes_are_rejected() -> None:
+    counted(_wrong_types_and_sizes_are_rejected, 400)
 
 
 # --- missing keys -------------------------------------------------------------------------
@@ -155,11 +189,15 @@ REQUIRED = [f.name for f in A.SCHEMA if f.required]
 
 @settings(max_examples=150, **SETTINGS)
 @given(st.lists(st.sampled_from(REQUIRED), min_size=1, max_size=6, unique=True))
-def test_missing_required_answers_are_each_named(names: list[str]) -> None:
+def _missing_required_answers_are_each_named(names: list[str]) -> None:
     raw = example_raw()
     for name in names:
         del_path(raw, name)
     assert_rejected(raw, *[f"{n}: missing" for n in names])
+
+
+def test_missing_required_answers_are_each_named() -> None:
+    counted(_missing_required_answers_are_each_named, 150)
 
 
 # --- bad domains and emails ---------------------------------------------------------------
@@ -214,9 +252,13 @@ def bad_domain_or_email(draw: Callable[..., Any]) -> tuple[dict[str, Any], str]:
 
 @settings(max_examples=200, **SETTINGS)
 @given(bad_domain_or_email())
-def test_bad_domains_and_emails_are_rejected(case: tuple[dict[str, Any], str]) -> None:
+def _bad_domains_and_emails_are_rejected(case: tuple[dict[str, Any], str]) -> None:
     raw, name = case
     assert_rejected(raw, name)
+
+
+def test_bad_domains_and_emails_are_rejected() -> None:
+    counted(_bad_domains_and_emails_are_rejected, 200)
 
 
 # --- rules --------------------------------------------------------------------------------
@@ -248,11 +290,15 @@ def bad_rules(draw: Callable[..., Any]) -> tuple[Any, str]:
 
 @settings(max_examples=150, **SETTINGS)
 @given(bad_rules())
-def test_bad_rules_are_rejected(case: tuple[Any, str]) -> None:
+def _bad_rules_are_rejected(case: tuple[Any, str]) -> None:
     rules, name = case
     raw = example_raw()
     raw["rules"] = rules
     assert_rejected(raw, name)
+
+
+def test_bad_rules_are_rejected() -> None:
+    counted(_bad_rules_are_rejected, 150)
 
 
 # --- unknown keys, unicode ------------------------------------------------------------------
@@ -265,13 +311,16 @@ KEY = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=
 
 @settings(max_examples=150, **SETTINGS)
 @given(KEY, st.sampled_from(["", "domains", "privacy", "sso", "backup"]), NON_TEXT | TEXT)
-def test_unknown_keys_are_rejected_by_name(key: str, group: str, value: Any) -> None:
+def _unknown_keys_are_rejected_by_name(key: str, group: str, value: Any) -> None:
     raw = example_raw()
     (raw.setdefault(group, {}) if group else raw)[key] = value
     dotted = f"{group}.{key}" if group else key
-    if dotted in KNOWN:
-        return  # a real key after all (e.g. sso.mode): not a bad file
+    assume(dotted not in KNOWN)  # a real key after all (e.g. sso.mode): not a bad file
     assert_rejected(raw, A.keyname(dotted), "unknown key")
+
+
+def test_unknown_keys_are_rejected_by_name() -> None:
+    counted(_unknown_keys_are_rejected_by_name, 150)
 
 
 # --- not an answers document at all ---------------------------------------------------------
@@ -287,9 +336,33 @@ def test_unknown_keys_are_rejected_by_name(key: str, group: str, value: Any) -> 
         st.integers(21, 3000).map(lambda n: "languages: " + "[" * n + "]" * n + "\n"),
     )
 )
-def test_garbage_files_end_in_a_clear_error(document: str) -> None:
+def _garbage_files_end_in_a_clear_error(document: str) -> None:
     code, output, written = run_new(document)
     assert code == 1, output
     assert output.startswith("Error: ")
     assert "Traceback" not in output
     assert written == []
+    _count()
+
+
+def test_garbage_files_end_in_a_clear_error() -> None:
+    counted(_garbage_files_end_in_a_clear_error, 100)
+
+
+def test_a_property_that_skips_its_assertion_fails_the_count() -> None:
+    # As test_unknown_keys_are_rejected_by_name was when it returned early for real keys.
+    calls = [0]
+
+    @settings(max_examples=30, **SETTINGS)
+    @given(st.integers(0, 1000))
+    def _sometimes(n: int) -> None:
+        calls[0] += 1
+        if calls[0] % 2:  # every other example returns before asserting anything
+            return
+        _count()
+
+    try:
+        with pytest.raises(AssertionError, match="generated files asserted, 30 promised"):
+            counted(_sometimes, 30)
+    finally:
+        ASSERTED.pop("sometimes", None)
