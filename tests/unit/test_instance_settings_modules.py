@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,13 @@ from typing import Any
 
 import pytest
 
-LIBRARY = Path(__file__).resolve().parents[2] / "roles/instance_settings/library"
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles/instance_settings"
+LIBRARY = ROLE / "library"
 
 
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, LIBRARY / f"{name}.py")
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -25,8 +28,16 @@ def _load(name: str) -> Any:
     return module
 
 
-policy = _load("instance_settings_domain_policy")
-runner = _load("instance_settings_rails_runner")
+# What AnsiballZ does on the host: the role's module_utils file answers to
+# ansible.module_utils.<name> (test_the_module_gets_module_utils_through_ansiballz checks the
+# real thing).
+shared = _load(
+    "ansible.module_utils.instance_settings_domain_block",
+    ROLE / "module_utils/instance_settings_domain_block.py",
+)
+policy = _load("instance_settings_domain_policy", LIBRARY / "instance_settings_domain_policy.py")
+runner = _load("instance_settings_rails_runner", LIBRARY / "instance_settings_rails_runner.py")
+filters = _load("instance_settings_filters", ROLE / "filter_plugins/instance_settings.py")
 
 
 def block(domain: str, **fields: Any) -> dict[str, Any]:
@@ -86,6 +97,53 @@ def test_next_link_is_found() -> None:
     match = policy._NEXT.search(link)
     assert match is not None
     assert match.group(1) == "http://x/api/v1/admin/domain_blocks?max_id=9"
+
+
+def test_the_filters_build_blocks_of_the_shape_the_module_compares() -> None:
+    block_from_file = filters.parse_blocklist("a.example,silence\n")[0]
+    block_from_inventory = filters.normalize_domain_blocks([{"domain": "b.example"}])[0]
+    for made in (block_from_file, block_from_inventory):
+        assert list(made) == ["domain", *policy.BLOCK_FIELDS]
+        assert policy.block_view(made) == made
+    assert policy.block_view is shared.block_view
+    assert Path(filters._block.__file__) == Path(shared.__file__)  # one file, both sides
+
+
+def test_the_module_gets_module_utils_through_ansiballz(tmp_path: Path) -> None:
+    """Run by Ansible itself: the module's import of the role's module_utils resolves on the
+    host (here: localhost); the module gets as far as its HTTP request."""
+    env = {
+        **os.environ,
+        "ANSIBLE_LIBRARY": str(LIBRARY),
+        "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils"),
+        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "local"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "remote"),
+    }
+    args = json.dumps({"api_url": "http://127.0.0.1:9", "token": "unused-token-9f3a", "blocks": []})
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-m",
+            "instance_settings_domain_policy",
+            "-a",
+            args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert "GET http://127.0.0.1:9/api/v1/admin/domain_blocks: <urlopen error" in proc.stdout, (
+        proc.stdout + proc.stderr
+    )
+    assert "No module named" not in proc.stdout + proc.stderr
 
 
 def test_runner_takes_the_last_marker_line() -> None:

@@ -8,16 +8,43 @@ them in validate.yml, before it touches the server, so bad input changes nothing
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import re
-from typing import Any
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import yaml
+from ansible.errors import AnsibleFilterError  # type: ignore[import-untyped]
 
-try:  # Inside Ansible the error type is AnsibleFilterError; the unit tests run without it.
-    from ansible.errors import AnsibleFilterError as _BaseError
-except ImportError:  # pragma: no cover - ansible-core is always present in the venv
-    _BaseError = ValueError  # type: ignore[misc,assignment]
+
+def _role_module_utils(name: str) -> ModuleType:
+    """The role's module_utils/<name>.py, loaded by path.
+
+    Modules import it as `ansible.module_utils.<name>` (AnsiballZ ships it to the host), but
+    Ansible puts a standalone role's module_utils/ only on the module search path, not on the
+    controller's Python path: a filter or action plugin importing `ansible.module_utils.<name>`
+    fails with "No module named ..." (only collections give plugins an import path). So the
+    controller side loads the same file from next to this plugin's directory, once per process.
+    """
+    key = f"_instance_settings_role_module_utils.{name}"
+    if key not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "module_utils" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(key, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the role's module_utils file {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+if TYPE_CHECKING:  # mypy reads the same file by its path in the repository
+    from roles.instance_settings.module_utils import instance_settings_domain_block as _block
+else:
+    _block = _role_module_utils("instance_settings_domain_block")
 
 RULES_MAX = 10
 RULE_TEXT_MAX = 300  # Rule::TEXT_SIZE_LIMIT upstream
@@ -36,9 +63,9 @@ BLOCKLIST_COLUMNS = (
     "#public_comment",
     "#obfuscate",
 )
-BLOCK_BOOL_FIELDS = ("reject_media", "reject_reports", "obfuscate")
-BLOCK_TEXT_FIELDS = ("private_comment", "public_comment")
-BLOCK_KEYS = frozenset({"domain", "severity", *BLOCK_BOOL_FIELDS, *BLOCK_TEXT_FIELDS})
+BLOCK_BOOL_FIELDS = _block.BLOCK_BOOL_FIELDS
+BLOCK_TEXT_FIELDS = _block.BLOCK_TEXT_FIELDS
+BLOCK_KEYS = frozenset({"domain", *_block.BLOCK_FIELDS})
 ALLOW_KEYS = frozenset({"domain"})
 
 # Extra site settings an inventory may set through instance_settings_site_settings, with the
@@ -67,7 +94,8 @@ _USERNAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class InstanceSettingsError(_BaseError):  # type: ignore[misc,valid-type]
+# ansible-core has no type information, so its error class is Any to mypy.
+class InstanceSettingsError(AnsibleFilterError):  # type: ignore[misc]
     """Bad input, with the place it was found."""
 
 
@@ -188,18 +216,6 @@ def _parse_bool(value: str) -> bool:
     raise ValueError(f"{value!r} is not a boolean (true or false)")
 
 
-def _empty_block(domain: str) -> dict[str, Any]:
-    return {
-        "domain": domain,
-        "severity": "suspend",
-        "reject_media": False,
-        "reject_reports": False,
-        "private_comment": "",
-        "public_comment": "",
-        "obfuscate": False,
-    }
-
-
 def parse_blocklist(
     text: str,
     path: str = "community/domain-blocks.csv",
@@ -250,7 +266,7 @@ def parse_blocklist(
         if domain in seen:
             raise _fail(path, number, f"{domain} is already listed on line {seen[domain]}")
         seen[domain] = number
-        block = _empty_block(domain)
+        block = _block.empty_block(domain)
         block["private_comment"] = private_comment
         severity = row.get("#severity", "") or "suspend"
         if severity not in SEVERITIES:
@@ -258,7 +274,7 @@ def parse_blocklist(
                 path, number, f"severity {severity!r} is not one of {', '.join(SEVERITIES)}"
             )
         block["severity"] = severity
-        for field in ("reject_media", "reject_reports", "obfuscate"):
+        for field in BLOCK_BOOL_FIELDS:
             try:
                 block[field] = _parse_bool(row.get(f"#{field}", ""))
             except ValueError as exc:
@@ -266,6 +282,19 @@ def parse_blocklist(
         block["public_comment"] = row.get("#public_comment", "")
         blocks.append(block)
     return blocks
+
+
+def _unseen_domain(value: Any, where: str, seen: set[str]) -> str:
+    """The normalised domain of inventory entry `where`, added to `seen`; raises when it is not
+    a domain or already in `seen`."""
+    try:
+        domain = normalize_domain(value)
+    except ValueError as exc:
+        raise _fail(where, None, str(exc)) from None
+    if domain in seen:
+        raise _fail(where, None, f"{domain} is listed twice")
+    seen.add(domain)
+    return domain
 
 
 def normalize_domain_blocks(
@@ -291,14 +320,8 @@ def normalize_domain_blocks(
                 None,
                 f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(BLOCK_KEYS))}",
             )
-        try:
-            domain = normalize_domain(item.get("domain"))
-        except ValueError as exc:
-            raise _fail(where, None, str(exc)) from None
-        if domain in seen:
-            raise _fail(where, None, f"{domain} is listed twice")
-        seen.add(domain)
-        block = _empty_block(domain)
+        domain = _unseen_domain(item.get("domain"), where, seen)
+        block = _block.empty_block(domain)
         severity = item.get("severity", "suspend")
         if severity not in SEVERITIES:
             raise _fail(where, None, f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -354,13 +377,7 @@ def normalize_domain_allows(
             if unknown:
                 raise _fail(where, None, f"unknown key(s) {', '.join(unknown)}; only domain")
             item = item.get("domain")
-        try:
-            domain = normalize_domain(item)
-        except ValueError as exc:
-            raise _fail(where, None, str(exc)) from None
-        if domain in seen:
-            raise _fail(where, None, f"{domain} is listed twice")
-        seen.add(domain)
+        domain = _unseen_domain(item, where, seen)
         allows.append({"domain": domain})
     return sorted(allows, key=lambda allow: allow["domain"])
 

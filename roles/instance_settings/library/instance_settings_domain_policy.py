@@ -7,9 +7,17 @@ import json
 import re
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:  # mypy reads the role's module_utils file by its path in the repository
+    from roles.instance_settings.module_utils.instance_settings_domain_block import (
+        BLOCK_FIELDS,
+        block_view,
+    )
+else:  # the role's module_utils/, shipped to the host by AnsiballZ (the filters share it)
+    from ansible.module_utils.instance_settings_domain_block import BLOCK_FIELDS, block_view
 
 DOCUMENTATION = r"""
 ---
@@ -63,14 +71,6 @@ changes:
   elements: dict
 """
 
-BLOCK_FIELDS = (
-    "severity",
-    "reject_media",
-    "reject_reports",
-    "private_comment",
-    "public_comment",
-    "obfuscate",
-)
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
@@ -128,19 +128,6 @@ class Api:
                 return items
             url = match.group(1)
         raise ApiError(f"GET {path}: more than {max_pages} pages")
-
-
-def block_view(block: dict[str, Any]) -> dict[str, Any]:
-    """The compared fields of a block, with null comments read as empty text."""
-    view = {"domain": block["domain"]}
-    for field in BLOCK_FIELDS:
-        value = block.get(field)
-        if field.endswith("_comment"):
-            value = value or ""
-        elif field != "severity":
-            value = bool(value)
-        view[field] = value
-    return view
 
 
 def plan_blocks(
