@@ -1,6 +1,6 @@
 """The instance_settings modules: the domain-policy plan, the runner's result parsing, and the
-runner module run for real (one script, several scripts in one Rails boot, reuse of a batch
-entry) against a fake `bin/rails`."""
+runner run for real through its action plugin (one script, several scripts in one Rails boot,
+reuse of a batch entry) against a fake `bin/rails`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,6 +38,9 @@ shared = _load(
 )
 policy = _load("instance_settings_domain_policy", LIBRARY / "instance_settings_domain_policy.py")
 runner = _load("instance_settings_rails_runner", LIBRARY / "instance_settings_rails_runner.py")
+plugin = _load(
+    "instance_settings_runner_action", ROLE / "action_plugins/instance_settings_rails_runner.py"
+)
 filters = _load("instance_settings_filters", ROLE / "filter_plugins/instance_settings.py")
 
 
@@ -249,6 +253,30 @@ def boots(live: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+def run_task(live: Path, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    """Run a task of the runner as Ansible does: the action plugin on the controller, which
+    runs the module (run_module) unless it can answer from `from_batch` itself."""
+    task = SimpleNamespace(
+        args={"chdir": str(live), "timeout": 20, **args},
+        check_mode=check_mode,
+        async_val=0,
+        action="instance_settings_rails_runner",
+    )
+    connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir="/remote/tmp"))
+    action = plugin.ActionModule(task, connection, None, None, None)
+    action._remove_tmp_path = lambda path: None
+
+    def execute_module(
+        module_name: str, module_args: dict[str, Any], task_vars: Any
+    ) -> dict[str, Any]:
+        assert module_name == "instance_settings_rails_runner" and "from_batch" not in module_args
+        return run_module(live, check_mode, **module_args)
+
+    action._execute_module = execute_module
+    answer: dict[str, Any] = action.run(task_vars={})
+    return answer
+
+
 def run_module(live: Path, check_mode: bool = False, **args: Any) -> dict[str, Any]:
     """Run the runner module as Ansible would (a JSON args file) and return its JSON answer."""
     payload = {"chdir": str(live), "timeout": 20, **args, "_ansible_check_mode": check_mode}
@@ -270,7 +298,7 @@ def script(name: str, source: str, **data: Any) -> dict[str, Any]:
 
 
 def test_several_scripts_share_one_rails_boot(checkout: Path) -> None:
-    out = run_module(
+    out = run_task(
         checkout,
         scripts=[
             script("rules.rb", ECHO, value="r1"),
@@ -291,7 +319,7 @@ def test_several_scripts_share_one_rails_boot(checkout: Path) -> None:
 
 
 def test_check_mode_gives_every_script_a_dry_run(checkout: Path) -> None:
-    out = run_module(
+    out = run_task(
         checkout,
         check_mode=True,
         scripts=[script("rules.rb", ECHO, value="a"), script("staff.rb", ECHO, value="b")],
@@ -304,12 +332,12 @@ def test_check_mode_gives_every_script_a_dry_run(checkout: Path) -> None:
 
 def test_user_text_reaches_the_script_as_data(checkout: Path) -> None:
     tricky = "#{system('id')} \"quoted\" back\\slash 日本語 🐘"
-    out = run_module(checkout, scripts=[script("rules.rb", ECHO, value=tricky)])
+    out = run_task(checkout, scripts=[script("rules.rb", ECHO, value=tricky)])
     assert out["by_script"]["rules.rb"]["changes"] == [{"action": "set", "value": tricky}]
 
 
 def test_a_failing_script_stops_the_batch_and_reports_its_error(checkout: Path) -> None:
-    out = run_module(
+    out = run_task(
         checkout,
         scripts=[
             script("rules.rb", ECHO, value="x"),
@@ -327,13 +355,13 @@ def test_a_failing_script_stops_the_batch_and_reports_its_error(checkout: Path) 
 
 
 def test_an_exception_is_reported_with_its_class(checkout: Path) -> None:
-    out = run_module(checkout, scripts=[script("settings.rb", RAISE)])
+    out = run_task(checkout, scripts=[script("settings.rb", RAISE)])
     message = out["by_script"]["settings.rb"]["msg"]
     assert message == "settings.rb failed (exit 1): RuntimeError: boom"
 
 
 def test_the_token_never_appears_in_a_failure_message(checkout: Path) -> None:
-    out = run_module(checkout, scripts=[script("token.rb", TOKEN), script("leak.rb", LEAK)])
+    out = run_task(checkout, scripts=[script("token.rb", TOKEN), script("leak.rb", LEAK)])
     msg = out["by_script"]["leak.rb"]["msg"]
     assert "s3cr3t-token-value" not in msg and "********" in msg
 
@@ -342,51 +370,51 @@ def test_a_rails_boot_failure_fails_every_script_with_the_reason(
     checkout: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_RAILS_BOOT_FAILS", "1")
-    out = run_module(checkout, scripts=[script("rules.rb", ECHO), script("token.rb", TOKEN)])
+    out = run_task(checkout, scripts=[script("rules.rb", ECHO), script("token.rb", TOKEN)])
     assert out["failed_scripts"] == ["rules.rb", "token.rb"]
     for entry in out["by_script"].values():
         assert "database missing" in entry["msg"] and "exit 1" in entry["msg"]
 
 
 def test_the_timeout_covers_the_whole_batch(checkout: Path) -> None:
-    out = run_module(checkout, timeout=1, scripts=[script("rules.rb", SLOW)])
+    out = run_task(checkout, timeout=1, scripts=[script("rules.rb", SLOW)])
     assert out["by_script"]["rules.rb"]["failed"] is True
     assert "exit 124" in out["by_script"]["rules.rb"]["msg"]
 
 
 def test_a_deferred_script_reports_no_change(checkout: Path) -> None:
-    out = run_module(checkout, scripts=[script("staff.rb", DEFERRED)])
+    out = run_task(checkout, scripts=[script("staff.rb", DEFERRED)])
     staff = out["by_script"]["staff.rb"]
     assert staff["changed"] is False and out["changed"] is False
     assert staff["changes"] == [{"action": "create", "username": "dave"}]
 
 
 def test_duplicate_script_names_are_refused(checkout: Path) -> None:
-    out = run_module(checkout, scripts=[script("a.rb", ECHO), script("a.rb", ECHO)])
+    out = run_task(checkout, scripts=[script("a.rb", ECHO), script("a.rb", ECHO)])
     assert out["failed"] is True and "used twice" in out["msg"]
     assert boots(checkout) == []
 
 
 def test_no_scripts_means_no_boot(checkout: Path) -> None:
-    out = run_module(checkout, scripts=[])
+    out = run_task(checkout, scripts=[])
     assert out["changed"] is False and out["by_script"] == {}
     assert boots(checkout) == []
 
 
 def test_a_single_script_still_runs_alone(checkout: Path) -> None:
-    out = run_module(checkout, script=ECHO, script_name="rules.rb", data={"value": "v"})
+    out = run_task(checkout, script=ECHO, script_name="rules.rb", data={"value": "v"})
     assert out["changed"] is True and out["changes"] == [{"action": "set", "value": "v"}]
     assert out["diff"]["after_header"] == "rules.rb (inventory)"
     assert boots(checkout)[0].startswith("runner ") and len(boots(checkout)) == 1
-    failed = run_module(checkout, script=FAIL, script_name="staff.rb", data={})
+    failed = run_task(checkout, script=FAIL, script_name="staff.rb", data={})
     assert failed["failed"] is True
     assert failed["msg"] == "staff.rb failed (exit 1): the role 'Boss' does not exist"
 
 
 def test_a_batch_entry_is_reused_without_booting_rails(checkout: Path) -> None:
-    batch = run_module(checkout, scripts=[script("rules.rb", ECHO, value="b")])
+    batch = run_task(checkout, scripts=[script("rules.rb", ECHO, value="b")])
     entry = batch["by_script"]["rules.rb"]
-    reused = run_module(
+    reused = run_task(
         checkout, script=ECHO, script_name="rules.rb", data={"value": "b"}, from_batch=entry
     )
     assert len(boots(checkout)) == 1
@@ -395,8 +423,8 @@ def test_a_batch_entry_is_reused_without_booting_rails(checkout: Path) -> None:
 
 
 def test_a_failed_batch_entry_fails_the_part_that_reuses_it(checkout: Path) -> None:
-    batch = run_module(checkout, scripts=[script("staff.rb", FAIL)])
-    reused = run_module(
+    batch = run_task(checkout, scripts=[script("staff.rb", FAIL)])
+    reused = run_task(
         checkout,
         script=FAIL,
         script_name="staff.rb",
@@ -413,8 +441,8 @@ def test_a_failed_batch_entry_fails_the_part_that_reuses_it(checkout: Path) -> N
 def test_a_batch_entry_of_another_script_or_mode_is_not_reused(
     checkout: Path, name: str, check_mode: bool
 ) -> None:
-    batch = run_module(checkout, scripts=[script("rules.rb", ECHO, value="b")])
-    out = run_module(
+    batch = run_task(checkout, scripts=[script("rules.rb", ECHO, value="b")])
+    out = run_task(
         checkout,
         check_mode=check_mode,
         script=ECHO,
@@ -425,15 +453,6 @@ def test_a_batch_entry_of_another_script_or_mode_is_not_reused(
     assert len(boots(checkout)) == 2
     assert "reused_from_batch" not in out
     assert out["changes"] == [{"action": "set", "value": "c"}]
-
-
-def _load_plugin() -> Any:
-    path = LIBRARY.parent / "action_plugins" / "instance_settings_rails_runner.py"
-    spec = importlib.util.spec_from_file_location("instance_settings_runner_action", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 ENTRY = {"script_name": "rules.rb", "dry_run": False, "changed": True}
@@ -451,9 +470,21 @@ ENTRY = {"script_name": "rules.rb", "dry_run": False, "changed": True}
     ],
     ids=["fits", "other-mode", "other-script", "no-mode", "none", "not-a-mapping"],
 )
-def test_the_action_plugin_and_the_module_agree_on_reuse(
+def test_a_batch_entry_fits_only_its_script_and_check_mode(
     entry: Any, name: str, dry_run: bool, reused: bool
 ) -> None:
-    plugin = _load_plugin()
-    assert plugin.reusable(entry, name, dry_run) == runner.reusable(entry, name, dry_run)
     assert plugin.reusable(entry, name, dry_run) == (ENTRY if reused else None)
+
+
+def test_the_batch_driver_is_the_roles_ruby_file(checkout: Path) -> None:
+    assert plugin.DRIVER == ROLE / "files/batch_driver.rb"
+    assert "load(entry.fetch('path'), true)" in plugin.DRIVER.read_text(encoding="utf-8")
+    without = run_module(checkout, scripts=[script("rules.rb", ECHO)])
+    assert without["failed"] is True and "needs driver" in without["msg"]
+    assert boots(checkout) == []
+
+
+def test_no_ruby_in_the_roles_python() -> None:
+    for path in ROLE.glob("*/*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "frozen_string_literal" not in text and "require 'json'" not in text, path

@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
 
 DOCUMENTATION = r"""
 ---
@@ -28,14 +28,15 @@ description:
     not empty (and the script did not set C(deferred)) and returns C(before)/C(after) as the
     task's diff.
   - With O(scripts) instead, every listed script runs in one Rails process: a small Ruby driver
-    (shipped inside this module) loads each script in turn, gives it its own JSON input on
-    standard input, collects the result line it prints and stops at the first script that
-    fails. The module then returns one result per script in C(by_script), each exactly what a
-    single-script call would return (or C(failed)/C(msg)); it fails itself only when Rails
-    could not run the driver at all.
+    (O(driver), the role's C(files/batch_driver.rb)) loads each script in turn, gives it its
+    own JSON input on standard input, collects the result line it prints and stops at the
+    first script that fails. The module then returns one result per script in C(by_script),
+    each exactly what a single-script call would return (or C(failed)/C(msg)); it fails itself
+    only when Rails could not run the driver at all.
   - With O(from_batch) holding this script's entry of such C(by_script) (same O(script_name),
-    same check mode), the module returns that entry instead of running anything. The role's
-    action plugin of the same name does this on the controller, without a connection.
+    same check mode), that entry is returned instead of running anything. The role's action
+    plugin of the same name decides this on the controller, without a connection, and removes
+    O(from_batch) from the arguments the module gets.
   - In check mode the scripts run with C(dry_run=true) and write nothing.
 options:
   script:
@@ -55,10 +56,16 @@ options:
       - Mutually exclusive with O(script).
     type: list
     elements: dict
+  driver:
+    description:
+      - Ruby source of the batch driver, needed with O(scripts). The role's action plugin sets
+        it from C(files/batch_driver.rb); tasks do not pass it.
+    type: str
   from_batch:
     description:
       - This script's entry of the C(by_script) of an earlier O(scripts) call. When it matches
         O(script_name) and the check mode, it is returned and nothing runs.
+      - Handled by the action plugin on the controller; the module never receives it.
     type: dict
   chdir:
     description: The Mastodon checkout.
@@ -102,48 +109,6 @@ by_script:
 MARKER = "INSTANCE_SETTINGS_RESULT "
 BATCH_MARKER = "INSTANCE_SETTINGS_BATCH "
 
-# The driver for several scripts in one `bin/rails runner` process. It evaluates no input: the
-# scripts are files the role ships, their inputs travel as JSON documents on a fresh $stdin.
-DRIVER = r"""# frozen_string_literal: true
-
-# instance_settings batch driver (written by the role's runner module).
-# STDIN: {"scripts": [{"name": "rules.rb", "path": "/tmp/.../rules.rb", "input": {...}}, ...]}
-# Loads each script in turn (wrapped in an anonymous module, so their helper methods stay
-# apart) with its input as $stdin and its $stdout captured; a script that exits or raises
-# stops the batch. Prints one line: INSTANCE_SETTINGS_BATCH {"runs": [{name, status, output,
-# error}, ...]}.
-require 'json'
-require 'stringio'
-
-batch = JSON.parse($stdin.read)
-original_stdin = $stdin
-original_stdout = $stdout
-runs = []
-batch.fetch('scripts').each do |entry|
-  captured = StringIO.new
-  status = 0
-  error = nil
-  begin
-    $stdin = StringIO.new(JSON.generate(entry.fetch('input')))
-    $stdout = captured
-    load(entry.fetch('path'), true)
-  rescue SystemExit => e
-    status = e.status
-  rescue StandardError, ScriptError => e
-    status = 1
-    error = "#{e.class}: #{e.message}"
-  ensure
-    $stdin = original_stdin
-    $stdout = original_stdout
-  end
-  runs << { 'name' => entry.fetch('name'), 'status' => status,
-            'output' => captured.string, 'error' => error }
-  break unless status.zero?
-end
-$stdout.puts "INSTANCE_SETTINGS_BATCH #{JSON.generate('runs' => runs)}"
-$stdout.flush
-"""
-
 
 def parse_result(stdout: str) -> dict[str, Any] | None:
     """The last marker line of the runner's output, decoded; None when there is none."""
@@ -169,19 +134,18 @@ def render(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def failure(name: str, dry_run: bool, rc: int, msg: str) -> dict[str, Any]:
+    """What a task running script `name` returns when the script failed."""
+    return {"script_name": name, "dry_run": dry_run, "failed": True, "rc": rc, "msg": msg}
+
+
 def script_outcome(
     name: str, rc: int, result: dict[str, Any] | None, fallback: str, dry_run: bool
 ) -> dict[str, Any]:
     """What a task running script `name` returns: changes, result and diff, or failed and msg."""
     if result is None or rc != 0 or "error" in result:
         reason = (result or {}).get("error") or fallback.strip()[-2000:]
-        return {
-            "script_name": name,
-            "dry_run": dry_run,
-            "failed": True,
-            "rc": rc,
-            "msg": f"{name} failed (exit {rc}): {reason}",
-        }
+        return failure(name, dry_run, rc, f"{name} failed (exit {rc}): {reason}")
     changes = result.get("changes", [])
     out: dict[str, Any] = {
         "script_name": name,
@@ -213,13 +177,9 @@ def batch_outcomes(
     if runs is None:
         reason = stderr.strip()[-2000:] or "the batch driver printed no result"
         return {
-            name: {
-                "script_name": name,
-                "dry_run": dry_run,
-                "failed": True,
-                "rc": rc,
-                "msg": f"{name} failed (bin/rails runner exit {rc}): {reason}",
-            }
+            name: failure(
+                name, dry_run, rc, f"{name} failed (bin/rails runner exit {rc}): {reason}"
+            )
             for name in names
         }
     outcomes: dict[str, dict[str, Any]] = {}
@@ -243,15 +203,6 @@ def batch_outcomes(
             if "msg" in outcome:
                 outcome["msg"] = outcome["msg"].replace(secret, "********")
     return outcomes
-
-
-def reusable(from_batch: Any, name: str, dry_run: bool) -> dict[str, Any] | None:
-    """The batch entry for script `name` in this check mode, or None when it does not fit."""
-    if not isinstance(from_batch, dict):
-        return None
-    if from_batch.get("script_name") != name or from_batch.get("dry_run") is not dry_run:
-        return None
-    return dict(from_batch)
 
 
 def run_rails(module: AnsibleModule, path: str, stdin: str) -> tuple[int, str, str]:
@@ -287,9 +238,6 @@ def finish(module: AnsibleModule, outcome: dict[str, Any]) -> None:
 def run_one(module: AnsibleModule, dry_run: bool) -> None:
     params = module.params
     name = os.path.basename(params["script_name"])
-    reused = reusable(params["from_batch"], name, dry_run)
-    if reused is not None:
-        finish(module, {**reused, "reused_from_batch": True})
     payload = dict(params["data"])
     payload["dry_run"] = dry_run
     with tempfile.TemporaryDirectory(prefix="instance-settings-") as tmp:
@@ -303,7 +251,7 @@ def run_one(module: AnsibleModule, dry_run: bool) -> None:
 
 
 def run_many(module: AnsibleModule, dry_run: bool) -> None:
-    entries = []
+    entries: list[tuple[str, str, dict[str, Any]]] = []
     for index, item in enumerate(module.params["scripts"]):
         name = os.path.basename(str(item.get("name") or ""))
         source, data = item.get("script"), item.get("data")
@@ -314,6 +262,9 @@ def run_many(module: AnsibleModule, dry_run: bool) -> None:
         entries.append((name, source, {**data, "dry_run": dry_run}))
     if not entries:
         module.exit_json(changed=False, failed_scripts=[], by_script={})
+    driver_source = module.params["driver"]
+    if not driver_source:
+        module.fail_json(msg="scripts needs driver (the role's action plugin sets it)")
     with tempfile.TemporaryDirectory(prefix="instance-settings-") as tmp:
         batch = {
             "scripts": [
@@ -321,7 +272,7 @@ def run_many(module: AnsibleModule, dry_run: bool) -> None:
                 for name, source, data in entries
             ]
         }
-        driver = write(tmp, "instance-settings-batch-driver.rb", DRIVER)
+        driver = write(tmp, "instance-settings-batch-driver.rb", driver_source)
         rc, stdout, stderr = run_rails(module, driver, json.dumps(batch, ensure_ascii=False))
     outcomes = batch_outcomes([e[0] for e in entries], rc, stdout, stderr, dry_run)
     module.exit_json(
@@ -338,6 +289,9 @@ def main() -> None:
             "script_name": {"type": "str", "default": "script.rb"},
             "data": {"type": "dict"},
             "scripts": {"type": "list", "elements": "dict"},
+            "driver": {"type": "str"},
+            # Declared for the task interface (ansible-doc, ansible-lint's argument check);
+            # the action plugin removes it before the module runs.
             "from_batch": {"type": "dict"},
             "chdir": {"type": "path", "required": True},
             "command_prefix": {"type": "list", "elements": "str", "default": []},
