@@ -174,15 +174,36 @@ def test_redis_requires_the_password(host: Any) -> None:
     assert "NOAUTH" in out.stdout + out.stderr
 
 
+def _redis_config(host: Any, name: str) -> str:
+    """What the running Redis says (CONFIG GET), authenticated with the vault's password."""
+    password = _vault_secret("vault_redis_password")
+    out = host.run(
+        f"REDISCLI_AUTH={shlex.quote(password)} redis-cli -h 127.0.0.1 --raw CONFIG GET {name}"
+    )
+    assert out.rc == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0] == name, out.stdout
+    return lines[1]
+
+
 def test_redis_keeps_jobs_and_data(host: Any) -> None:
     conf = host.file("/etc/redis/redis.conf")
     assert conf.mode == 0o640
     assert conf.user == "redis"
-    content = conf.content_string
-    assert "maxmemory-policy noeviction" in content
-    assert "appendonly yes" in content
-    assert f"maxmemory {MAIN_VARS['redis_maxmemory']}" in content
+    # Sidekiq's queues must never be evicted, and survive a restart.
+    assert _redis_config(host, "maxmemory-policy") == "noeviction"
+    assert _redis_config(host, "appendonly") == "yes"
+    assert _redis_config(host, "maxmemory") == str(_bytes(MAIN_VARS["redis_maxmemory"]))
     assert host.run("runuser -u redis -- test -d /var/lib/redis/appendonlydir").rc == 0
+
+
+def _bytes(size: str) -> int:
+    """Redis' own reading of a size like 256mb (1024-based, case-insensitive)."""
+    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "k": 1000, "m": 1000**2, "g": 1000**3}
+    for unit, factor in units.items():
+        if size.lower().endswith(unit):
+            return int(size[: -len(unit)]) * factor
+    return int(size)
 
 
 def test_fail2ban_sshd_jail_is_active(host: Any) -> None:
@@ -380,15 +401,25 @@ def _ssh(address: str) -> list[str]:
 # --- secrets and state on the controller --------------------------------------------------
 
 
-def _vault_values() -> list[str]:
+def _vault() -> dict[str, Any]:
+    """The example institution's vault, decrypted with its test-only password."""
     from ansible.constants import DEFAULT_VAULT_ID_MATCH
     from ansible.parsing.vault import VaultLib, VaultSecret
 
     password = (REPO / "examples" / "example-university.vault-pass").read_bytes().strip()
     vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password))])
-    plain = vault.decrypt((EXAMPLE / "group_vars" / "all" / "vault.yml").read_bytes())
-    values = yaml.safe_load(plain)
-    return [str(v) for v in values.values() if v not in (None, "")]
+    values: dict[str, Any] = yaml.safe_load(
+        vault.decrypt((EXAMPLE / "group_vars" / "all" / "vault.yml").read_bytes())
+    )
+    return values
+
+
+def _vault_secret(name: str) -> str:
+    return str(_vault()[name])
+
+
+def _vault_values() -> list[str]:
+    return [str(v) for v in _vault().values() if v not in (None, "")]
 
 
 def test_verbose_ansible_output_contains_no_secret() -> None:

@@ -5,11 +5,18 @@ Runs inside the container through testinfra (molecule verify).
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shlex
 import time
+from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 LIVE = "/home/mastodon/live"
 BUNDLE = "/usr/bin/bundle"
@@ -18,6 +25,12 @@ AR_KEYS = (
     "ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY",
     "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT",
 )
+
+
+def vault_secret(name: str) -> str:
+    """A secret the scenario generated for the role (tests/molecule/standin/vars/main.yml)."""
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / name
+    return path.read_text().split()[0]
 
 
 def as_mastodon(host, command: str, env: str = "", timeout: int = 120):
@@ -129,6 +142,14 @@ def test_owner_exists_with_owner_role_and_vault_password(host):
     )
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == "Owner,true,true,owner@standin.test"
+    # The vault's password signs the owner in; any other does not. Passed through the
+    # environment, never on a command line.
+    check = "print Account.find_local('owner').user.valid_password?(ENV.fetch('CANDIDATE'))"
+    right = rails_runner(host, check, env=f"CANDIDATE={shlex.quote(vault_secret('owner'))}")
+    assert right.rc == 0, right.stderr
+    assert right.stdout.strip() == "true"
+    wrong = rails_runner(host, check, env="CANDIDATE=not-the-owner-password")
+    assert wrong.stdout.strip() == "false"
 
 
 def test_sidekiq_processes_a_job_enqueued_by_the_web(host):
@@ -164,7 +185,28 @@ def test_web_refuses_to_boot_without_an_encryption_key(host, missing):
     assert missing in out.stdout + out.stderr
 
 
+def _stored_canary_secret(host) -> dict:
+    """The canary's ciphertext as PostgreSQL holds it, read past the app."""
+    sql = (
+        "SELECT u.otp_secret FROM users u JOIN accounts a ON a.id = u.account_id "
+        "WHERE a.username = 'canary' AND a.domain IS NULL"
+    )
+    out = host.run(f"runuser -u postgres -- psql -d mastodon_production -Atc {shlex.quote(sql)}")
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout.strip())
+
+
+def _decrypt(stored: dict, primary_key: str, salt: str) -> bytes:
+    """The stand-in's cipher (AES-256-GCM, key PBKDF2-HMAC-SHA256 from the primary key and the
+    key-derivation salt), written again here so the test does not trust the app to decrypt."""
+    key = PBKDF2HMAC(hashes.SHA256(), 32, salt.encode(), 2**16).derive(primary_key.encode())
+    tag = base64.b64decode(stored["h"]["at"])
+    payload = base64.b64decode(stored["p"])
+    return AESGCM(key).decrypt(base64.b64decode(stored["h"]["iv"]), payload + tag, b"")
+
+
 def test_two_factor_canary_decrypts_only_with_the_right_key(host):
+    # Written through the deployed app with the deployed .env.production ...
     setup = rails_runner(
         host,
         "a = Account.find_local('canary') || Account.create!(username: 'canary'); "
@@ -176,6 +218,14 @@ def test_two_factor_canary_decrypts_only_with_the_right_key(host):
     right = rails_runner(host, "print Account.find_local('canary').user.otp_secret")
     assert right.rc == 0, right.stderr
     assert right.stdout.strip() == "CANARYOTPSECRET"
+    # ... the stored ciphertext opens with the vault's keys, and with no other.
+    stored = _stored_canary_secret(host)
+    assert "CANARYOTPSECRET" not in json.dumps(stored)
+    assert _decrypt(stored, vault_secret("ar_primary"), vault_secret("ar_salt")) == (
+        b"CANARYOTPSECRET"
+    )
+    with pytest.raises(InvalidTag):
+        _decrypt(stored, "aWrongPrimaryKeyOfThirtyTwoChars", vault_secret("ar_salt"))
     wrong = rails_runner(
         host,
         "print Account.find_local('canary').user.otp_secret",
@@ -186,11 +236,40 @@ def test_two_factor_canary_decrypts_only_with_the_right_key(host):
     assert "Decryption" in wrong.stderr
 
 
+def test_the_deployed_web_unit_refuses_to_start_without_an_encryption_key(host):
+    env_file = f"{LIVE}/.env.production"
+    key = "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY"
+    saved = host.run(f"cp -a {env_file} /root/env.production.saved")
+    assert saved.rc == 0, saved.stderr
+    try:
+        assert host.run(f"sed -i '/^{key}=/d' {env_file}").rc == 0
+        since = host.check_output("date +'%Y-%m-%d %H:%M:%S'")
+        host.run("systemctl restart mastodon-web")
+        answered = []
+        for _ in range(10):  # bounded: about 20 s
+            time.sleep(2)
+            answered.append(http_get(host, "http://127.0.0.1:3000/health")[0])
+        assert "200" not in answered, "mastodon-web served without its encryption key"
+        journal = host.run(f"journalctl -u mastodon-web --since {shlex.quote(since)} --no-pager")
+        assert key in journal.stdout, journal.stdout[-2000:]
+    finally:
+        host.run(f"cp -a /root/env.production.saved {env_file} && rm -f /root/env.production.saved")
+        host.run("systemctl reset-failed mastodon-web; systemctl restart mastodon-web")
+    for _ in range(40):  # bounded: the host is left serving again
+        if http_get(host, "http://127.0.0.1:3000/health")[0] == "200":
+            return
+        time.sleep(2)
+    pytest.fail("mastodon-web did not come back after the key was restored")
+
+
 def test_maintenance_timers_are_active(host):
     for timer in ("mastodon-media-remove.timer", "mastodon-preview-cards-remove.timer"):
         assert host.run(f"systemctl is-active {timer}").stdout.strip() == "active"
-    unit = host.file("/etc/systemd/system/mastodon-preview-cards-remove.service").content_string
-    assert "preview_cards remove --days 30" in unit
+    # What systemd loaded, not the file: a unit file changed without daemon-reload would differ.
+    unit = "mastodon-preview-cards-remove.service"
+    loaded = host.check_output(f"systemctl show -p ExecStart {unit}")
+    assert "preview_cards remove --days 30 " in loaded, loaded
+    assert host.check_output(f"systemctl show -p NeedDaemonReload --value {unit}") == "no"
 
 
 def test_media_cleanup_service_runs(host):
