@@ -7,9 +7,10 @@ what the sandbox could break still works: nginx reload and restart, request bodi
 cache, files written into the ACME webroot from outside (certbot's side), the deploy hook,
 PostgreSQL reload, JIT and a pg_dump over the socket, PgBouncer queries and reload.
 
-The scores are measured on the running units, so they include the test bed's own drop-ins
-(tests/molecule/shared/prepare.yml: PrivateUsers=false where the container cannot map user
-namespaces). nginx, PostgreSQL and PgBouncer need none; the Mastodon units get them.
+The scores are measured on the running units, so they would include any test-bed drop-in; none
+of these units gets one (tests/molecule/shared/prepare.yml relaxes Redis only), and the Mastodon
+units run with exactly the sandbox the role renders (checked property by property below, with
+any relaxation listed in RELAXATIONS).
 """
 
 from __future__ import annotations
@@ -316,3 +317,56 @@ def test_pgbouncer_passes_queries_before_and_after_a_reload(host: Any) -> None:
     assert after.stdout == before.stdout
     log = host.file("/var/log/postgresql/pgbouncer.log").content_string
     assert "got SIGHUP, re-reading config" in log
+
+
+# --- the Mastodon units run with the sandbox the role renders ------------------------------
+
+# unit -> {property: value} a scenario relaxes with a test-only drop-in (none today).
+RELAXATIONS: dict[str, dict[str, str]] = {}
+BOOLEAN = {"true": "yes", "false": "no", "yes": "yes", "no": "no"}
+
+
+def _rendered_sandbox(text: str) -> dict[str, str]:
+    """The sandbox directives of a rendered unit file (roles/mastodon/templates/_sandbox.j2)."""
+    wanted = ("Private", "Protect", "Restrict", "NoNewPrivileges", "Capability", "ReadWrite",
+              "LockPersonality", "SystemCallArchitectures", "RemoveIPC")  # fmt: skip
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith(wanted):
+            out[key] = value.strip()
+    return out
+
+
+def _same(key: str, rendered: str, shown: str) -> bool:
+    if rendered.lower() in BOOLEAN:
+        return BOOLEAN[rendered.lower()] == shown
+    if key in ("RestrictAddressFamilies", "ReadWritePaths", "CapabilityBoundingSet"):
+        return set(rendered.split()) == set(shown.split())
+    return rendered == shown
+
+
+@pytest.mark.parametrize("unit", MASTODON_UNITS)
+def test_mastodon_units_run_with_exactly_the_sandbox_the_role_renders(host: Any, unit: str) -> None:
+    name = unit.replace("@4000", "@") if "@" in unit else unit
+    rendered = _rendered_sandbox(host.file(f"/etc/systemd/system/{name}").content_string)
+    assert {"PrivateUsers", "ProtectSystem", "CapabilityBoundingSet"} <= set(rendered), rendered
+    shown = _show(host, unit, "DropInPaths", *rendered)
+    relaxed = RELAXATIONS.get(unit, {})
+    drop_ins = [p for p in shown.pop("DropInPaths", "").split() if p]
+    assert bool(drop_ins) == bool(relaxed), f"{unit}: unlisted drop-ins {drop_ins}"
+    differs = {
+        key: (value, shown.get(key))
+        for key, value in rendered.items()
+        if not _same(key, relaxed.get(key, value), shown.get(key, ""))
+    }
+    assert not differs, f"{unit}: running sandbox differs from the rendered unit: {differs}"
+
+
+def test_the_sandbox_comparison_catches_a_relaxed_property() -> None:
+    rendered = _rendered_sandbox("[Service]\nPrivateUsers=true\nProtectSystem=strict\nUser=x\n")
+    assert rendered == {"PrivateUsers": "true", "ProtectSystem": "strict"}
+    assert _same("PrivateUsers", "true", "yes")
+    assert not _same("PrivateUsers", "true", "no")  # a PrivateUsers=false drop-in
+    assert not _same("ProtectSystem", "strict", "full")
+    assert _same("RestrictAddressFamilies", "AF_INET AF_UNIX", "AF_UNIX AF_INET")

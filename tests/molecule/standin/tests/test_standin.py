@@ -66,14 +66,17 @@ def test_units_are_enabled_and_active(host, unit):
 
 @pytest.mark.parametrize("unit", ["mastodon-web", "mastodon-sidekiq", "mastodon-streaming@4000"])
 def test_units_keep_their_sandbox(host, unit):
+    # No test-only relaxation: the units run with the role's sandbox, PrivateUsers included.
     props = host.run(
         f"systemctl show {unit} -p NoNewPrivileges -p ProtectSystem -p User "
-        "-p CapabilityBoundingSet"
+        "-p CapabilityBoundingSet -p PrivateUsers -p DropInPaths"
     ).stdout
     assert "NoNewPrivileges=yes" in props
     assert "ProtectSystem=strict" in props
     assert "User=mastodon" in props
     assert "CapabilityBoundingSet=\n" in props + "\n"
+    assert "PrivateUsers=yes" in props
+    assert "DropInPaths=\n" in props + "\n", props
 
 
 @pytest.mark.parametrize("port", [3000, 4000])
