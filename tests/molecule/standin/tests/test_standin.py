@@ -68,6 +68,7 @@ ENDPOINTS = [
     ("/api/v1/instance", "200", PUBLIC_INSTANCE, "api"),
     ("/api/v2/instance", "200", PUBLIC_INSTANCE, "api"),
     ("/api/v1/instance/rules", "200", PUBLIC_INSTANCE, "api"),
+    ("/", "200", PUBLIC_PAGE, "web"),
     ("/about", "200", PUBLIC_PAGE, "web"),
     ("/privacy-policy", "200", PUBLIC_PAGE, "web"),
     ("/api/v1/admin/domain_blocks", "401", PRIVATE, "api"),
@@ -167,6 +168,17 @@ def test_streaming_health_sends_no_cache_control_like_upstream(host):
     assert (code, body) == ("200", "OK")
     assert headers.get("content-type") == "text/plain"
     assert "cache-control" not in headers
+
+
+def test_landing_page_says_what_it_is(host):
+    code, headers, body = http_headers(host, "http://127.0.0.1:3000/")
+    assert code == "200"
+    assert headers.get("content-type") == "text/html; charset=utf-8"
+    assert "Mastodon stand-in" in body
+    assert "It is not Mastodon" in body
+    assert "Imitating Mastodon 4.5.1 on standin.test" in body
+    head_code, _, head_body = http_headers(host, "http://127.0.0.1:3000/", "-I")
+    assert (head_code, head_body) == ("200", "")
 
 
 def test_instance_api_reports_the_deployed_version(host):

@@ -6,7 +6,7 @@ require 'erb'
 require 'standin/http_headers'
 
 module Standin
-  # The stand-in's HTTP interface: health, instance info, the about and privacy pages,
+  # The stand-in's HTTP interface: health, instance info, the landing, about and privacy pages,
   # media upload and the admin domain block/allow API. JSON shapes follow Mastodon's; caching and
   # security headers come from Standin::HttpHeaders.
   class Web
@@ -20,6 +20,7 @@ module Standin
     end
 
     ROUTES = [
+      ['GET', %r{\A/\z}, :landing],
       ['GET', %r{\A/health\z}, :health],
       ['GET', %r{\A/api/v1/instance\z}, :instance_v1],
       ['GET', %r{\A/api/v2/instance\z}, :instance_v2],
@@ -166,6 +167,21 @@ module Standin
 
     def paragraphs(text)
       text.to_s.split(/\n{2,}/).map { |para| "<p>#{ERB::Util.html_escape(para.strip)}</p>" }.join("\n")
+    end
+
+    # Mastodon serves its web app here (a landing page for visitors); the stand-in says what it is.
+    def landing(_request)
+      title = ERB::Util.html_escape(Setting['site_title'].presence || domain)
+      html(200, "#{Setting['site_title'].presence || domain} (Mastodon stand-in)",
+           "<h1>#{title}</h1>" \
+           '<p id="standin">This server runs the <strong>Mastodon stand-in</strong>, a small test ' \
+           'application that imitates the interfaces of Mastodon for automated tests. ' \
+           'It is not Mastodon and has no timelines, accounts to sign in to or federation.</p>' \
+           "<section id=\"description\">#{paragraphs(Setting['site_short_description'])}</section>" \
+           "<p id=\"version\">Imitating Mastodon #{ERB::Util.html_escape(Mastodon::Version.to_s)} " \
+           "on #{ERB::Util.html_escape(domain)}.</p>" \
+           '<nav><a href="/about">About</a> &middot; <a href="/privacy-policy">Privacy policy</a> &middot; ' \
+           '<a href="/api/v2/instance">Instance information (JSON)</a></nav>')
     end
 
     def about(_request)
