@@ -177,8 +177,11 @@ def test_landing_page_says_what_it_is(host):
     assert "Mastodon stand-in" in body
     assert "It is not Mastodon" in body
     assert "Imitating Mastodon 4.5.1 on standin.test" in body
-    head_code, _, head_body = http_headers(host, "http://127.0.0.1:3000/", "-I")
-    assert (head_code, head_body) == ("200", "")
+    # HEAD: the same status and headers, no page (curl -I writes the headers where the body goes).
+    head_code, head_headers, head_output = http_headers(host, "http://127.0.0.1:3000/", "-I")
+    assert head_code == "200"
+    assert head_headers.get("content-type") == "text/html; charset=utf-8"
+    assert "<html" not in head_output
 
 
 def test_instance_api_reports_the_deployed_version(host):
