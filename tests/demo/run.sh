@@ -75,9 +75,18 @@ log "Health over HTTPS, from this machine, trusting only pebble's CA"
 server_name="$(awk '/^nginx_server_name:/ {print $2}' "$root/inventories/example/group_vars/all/main.yml")"
 address="$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$container")"
 docker exec "$container" curl -sSk https://localhost:15000/roots/0 >"$scratch/pebble-root.pem"
+# The status of $1 through nginx; an answer from nginx's cache (X-Cached HIT/STALE/...) is
+# reported as such and does not count as healthy: the process behind it may be down.
 health() {
-  curl -sS --max-time 20 -o /dev/null -w '%{http_code}' --resolve "$server_name:443:$address" \
-    --cacert "$scratch/pebble-root.pem" "https://$server_name$1" || echo "unreachable"
+  local out code cached
+  out="$(curl -sS --max-time 20 -o /dev/null -D - -w '%{http_code}' --resolve "$server_name:443:$address" \
+    --cacert "$scratch/pebble-root.pem" "https://$server_name$1")" || { echo "unreachable"; return; }
+  code="${out##*$'\n'}"
+  cached="$(printf '%s\n' "$out" | tr -d '\r' | awk -F': *' 'tolower($1) == "x-cached" {print toupper($2)}')"
+  case "$cached" in
+    HIT|STALE|UPDATING|REVALIDATED) echo "$code from nginx's cache (X-Cached: $cached)" ;;
+    *) echo "$code" ;;
+  esac
 }
 web="$(health /health)"
 streaming="$(health /api/v1/streaming/health)"

@@ -4,4 +4,6 @@
 require File.expand_path('config/environment', __dir__)
 require 'standin/web'
 
+# Like Rails' middleware stack: HEAD is answered as GET without the body.
+use Rack::Head
 run Standin::Web.new

@@ -93,6 +93,40 @@ def test_upstream_failure_shows_mastodon_500_page(instance: testinfra.host.Host)
         )
 
 
+def _status_and_x_cached(instance: testinfra.host.Host, path: str) -> tuple[str, str]:
+    result = curl(instance, f"-k -D - -o /dev/null -w '%{{http_code}}' https://{SERVER_NAME}{path}")
+    lines = result.stdout.strip().splitlines()
+    cached = [
+        line.partition(":")[2].strip() for line in lines if line.lower().startswith("x-cached:")
+    ]
+    return lines[-1], cached[0] if cached else ""
+
+
+def test_health_is_never_answered_from_the_cache(instance: testinfra.host.Host) -> None:
+    # The dummy upstream sends no Cache-Control, so nginx keeps its 200s for 7 days: a page
+    # asked twice comes from the cache, /health never does, and fails while the upstream is down.
+    page = f"/cached-page-{id(instance)}"
+    instance.check_output(f"echo cached > /srv/dummy-web{page}")
+    assert _status_and_x_cached(instance, page) == ("200", "MISS")
+    assert _status_and_x_cached(instance, page) == ("200", "HIT")
+    for _ in range(2):
+        assert _status_and_x_cached(instance, "/health") == ("200", "BYPASS")
+    instance.check_output("systemctl stop hd-dummy-web.service")
+    try:
+        assert _status_and_x_cached(instance, page)[1] in {"HIT", "STALE"}
+        # 502 with Mastodon's error page (error_page), not the copy of the last 200.
+        assert _status_and_x_cached(instance, "/health")[0] == "502"
+    finally:
+        instance.run(
+            "systemd-run --unit=hd-dummy-web python3 -m http.server 3000 --bind 127.0.0.1 "
+            "--directory /srv/dummy-web"
+        )
+        instance.run(
+            "for i in $(seq 20); do curl -fsS -o /dev/null http://127.0.0.1:3000/ && exit 0;"
+            " sleep 0.5; done"
+        )
+
+
 def test_auth_endpoint_is_rate_limited(instance: testinfra.host.Host) -> None:
     codes = []
     for _ in range(20):

@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,20 @@ PUBLIC_PORTS = {22, 80, 443}
 # Everything else something in the container listens on (pebble 14000/15000 and its DNS
 # 8053/8055 listen on all addresses; PgBouncer would use 6432) must be filtered.
 PROBED_PORTS = sorted(PUBLIC_PORTS | set(LOOPBACK_ONLY_PORTS) | {6432, 8053, 8055, 14000, 15000})
+HEALTH_PATHS = ("/health", "/api/v1/streaming/health")
+# nginx's $upstream_cache_status (the site's X-Cached header) for an answer that did not come
+# from the application just now.
+FROM_CACHE = {"HIT", "STALE", "UPDATING", "REVALIDATED"}
+# Mastodon's config.action_dispatch.default_headers, which it sends on every response.
+MASTODON_SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "x-xss-protection": "0",
+    "referrer-policy": "same-origin",
+}
+API_CSP = "default-src 'none'; frame-ancestors 'none'; form-action 'none'"
+PUBLIC_STALENESS = "stale-while-revalidate=30, stale-if-error=86400"
+HSTS = "max-age=63072000; includeSubDomains"
 
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -93,6 +108,37 @@ def _curl(address: str, root: Path, path: str, *extra: str) -> tuple[int, str]:
     assert out.returncode == 0, out.stderr
     body, _, code = out.stdout.rpartition("\n")
     return int(code), body
+
+
+def _request(address: str, root: Path, path: str, *extra: str) -> tuple[int, dict[str, str], str]:
+    """One HTTPS request to the site: status, response headers (lower-case names), body."""
+    with tempfile.TemporaryDirectory() as scratch:
+        dump = Path(scratch) / "headers"
+        code, body = _curl(address, root, path, "-D", str(dump), *extra)
+        headers: dict[str, str] = {}
+        for line in dump.read_text(errors="replace").splitlines()[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                key = name.strip().lower()
+                headers[key] = ", ".join(filter(None, (headers.get(key), value.strip())))
+    return code, headers, body
+
+
+def health_gate(address: str, root: Path, path: str) -> str | None:
+    """The health gate through nginx: None when `path` answered 200 from the process itself.
+
+    A 200 is not enough: nginx may hold a copy in its cache and answer from it (X-Cached HIT, or
+    STALE while the upstream is down), so an answer from the cache fails the gate too.
+    """
+    code, headers, body = _request(address, root, path)
+    if code != 200:
+        return f"{path}: HTTP {code}"
+    cached = headers.get("x-cached", "").upper()
+    if cached in FROM_CACHE:
+        return f"{path}: answered from nginx's cache (X-Cached: {cached})"
+    if body.strip() != "OK":
+        return f"{path}: unexpected body {body[:80]!r}"
+    return None
 
 
 # --- inventory under test ---------------------------------------------------------------
@@ -326,9 +372,74 @@ def test_tls_scan_shows_mozilla_intermediate_and_hsts(address: str) -> None:
 
 
 def test_health_endpoints_answer_200_over_https(address: str, pebble_root: Path) -> None:
-    for path in ("/health", "/api/v1/streaming/health"):
-        code, _ = _curl(address, pebble_root, path)
-        assert code == 200, path
+    # Asked twice: the second answer would be nginx's copy if the first had been cached.
+    for path in HEALTH_PATHS:
+        for _ in range(2):
+            assert health_gate(address, pebble_root, path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "cache_control"),
+    [
+        ("/api/v1/instance", f"max-age=300, public, {PUBLIC_STALENESS}"),
+        ("/about", f"max-age=15, public, {PUBLIC_STALENESS}"),
+        ("/health", "max-age=0, private, must-revalidate"),
+        ("/api/v1/admin/domain_blocks", "private, no-store"),
+    ],
+)
+def test_application_cache_control_reaches_the_client(
+    address: str, pebble_root: Path, path: str, cache_control: str
+) -> None:
+    _, headers, _ = _request(address, pebble_root, path)
+    assert headers.get("cache-control") == cache_control
+
+
+def test_api_response_carries_mastodons_security_headers(address: str, pebble_root: Path) -> None:
+    code, headers, _ = _request(address, pebble_root, "/api/v1/instance")
+    assert code == 200
+    assert {k: headers.get(k) for k in MASTODON_SECURITY_HEADERS} == MASTODON_SECURITY_HEADERS
+    assert headers.get("content-security-policy") == API_CSP
+    assert headers.get("strict-transport-security") == HSTS
+
+
+def test_html_page_carries_mastodons_security_headers_and_csp(
+    address: str, pebble_root: Path
+) -> None:
+    code, headers, _ = _request(address, pebble_root, "/about")
+    assert code == 200
+    assert headers.get("content-type", "").startswith("text/html")
+    assert {k: headers.get(k) for k in MASTODON_SECURITY_HEADERS} == MASTODON_SECURITY_HEADERS
+    assert headers.get("strict-transport-security") == HSTS
+    policy = headers.get("content-security-policy", "")
+    csp = dict(directive.partition(" ")[::2] for directive in policy.split("; "))
+    assert csp.get("default-src") == "'none'"
+    assert csp.get("frame-ancestors") == "'none'"
+    assert csp.get("base-uri") == "'none'"
+    assert csp.get("script-src", "").startswith(f"'self' https://{SERVER_NAME}")
+    assert f"wss://{SERVER_NAME}" in csp.get("connect-src", "").split()
+
+
+def test_static_file_carries_upstream_nginx_headers(
+    host: Any, address: str, pebble_root: Path
+) -> None:
+    # assets:precompile wrote the manifest; nginx serves it from public/ without asking puma.
+    assert host.file("/home/mastodon/live/public/packs/manifest.json").is_file
+    code, headers, _ = _request(address, pebble_root, "/packs/manifest.json")
+    assert code == 200
+    assert headers.get("cache-control") == "public, max-age=2419200, must-revalidate"
+    assert headers.get("strict-transport-security") == HSTS
+    assert headers.get("x-content-type-options") == "nosniff"
+    assert "x-cached" not in headers, "a static file must not go through the proxy"
+
+
+def test_landing_page_says_it_is_the_stand_in(address: str, pebble_root: Path) -> None:
+    code, headers, body = _request(address, pebble_root, "/")
+    assert code == 200, body[:300]
+    assert headers.get("content-type", "").startswith("text/html")
+    assert "Mastodon stand-in" in body
+    assert "It is not Mastodon" in body
+    assert MAIN_VARS["instance_settings_title"] in body
+    assert "content-security-policy" in headers
 
 
 def test_40_mb_upload_reaches_the_app(address: str, pebble_root: Path, tmp_path: Path) -> None:
@@ -338,7 +449,40 @@ def test_40_mb_upload_reaches_the_app(address: str, pebble_root: Path, tmp_path:
         handle.truncate(size)
     code, body = _curl(address, pebble_root, "/api/v2/media", "-F", f"file=@{upload}")
     assert code == 200, body[:300]
-    assert json.loads(body)["size"] == size
+    media = json.loads(body)
+    assert media["size"] == size
+    # nginx serves the stored file itself, with upstream's headers for user uploads.
+    code, headers, _ = _request(address, pebble_root, media["url"], "-r", "0-15")
+    assert code == 206
+    assert headers.get("content-security-policy") == "default-src 'none'; form-action 'none'"
+    assert headers.get("x-content-type-options") == "nosniff"
+    assert headers.get("cache-control") == "public, max-age=2419200, immutable"
+
+
+def test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache(
+    host: Any, address: str, pebble_root: Path
+) -> None:
+    # Warm nginx's cache with everything it may keep, and prove the gate passes now.
+    for path in ("/health", "/api/v1/instance", "/about", "/health"):
+        _request(address, pebble_root, path)
+    assert health_gate(address, pebble_root, "/health") is None
+    assert host.run("systemctl stop mastodon-web").rc == 0
+    try:
+        # The cache still answers what Mastodon lets it keep ...
+        code, headers, _ = _request(address, pebble_root, "/api/v1/instance")
+        assert (code, headers.get("x-cached")) in {(200, "HIT"), (200, "STALE")}
+        # ... but the health gate does not take that answer for a healthy web process.
+        failure = health_gate(address, pebble_root, "/health")
+        assert failure == "/health: HTTP 502", failure
+        assert health_gate(address, pebble_root, "/api/v1/streaming/health") is None
+    finally:
+        host.run("systemctl start mastodon-web")
+        ready = host.run(
+            "for i in $(seq 90); do curl -fsS -o /dev/null http://127.0.0.1:3000/health && exit 0;"
+            " sleep 1; done; exit 1"
+        )
+    assert ready.rc == 0, "mastodon-web did not answer /health again after the restart"
+    assert health_gate(address, pebble_root, "/health") is None
 
 
 def test_ssh_key_login_works(address: str) -> None:

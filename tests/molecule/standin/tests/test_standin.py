@@ -48,6 +48,49 @@ def http_get(host, url: str):
     return out.stdout.strip(), host.file("/tmp/.body").content_string
 
 
+def http_headers(host, url: str, *curl_args: str):
+    """Status, response headers (lower-case names) and body of one request."""
+    args = " ".join(shlex.quote(a) for a in curl_args)
+    out = host.run(
+        f"curl -sS -D /tmp/.headers -o /tmp/.body -w '%{{http_code}}' --max-time 30 {args} "
+        f"{shlex.quote(url)}"
+    )
+    headers = {}
+    for line in host.file("/tmp/.headers").content_string.splitlines()[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return out.stdout.strip(), headers, host.file("/tmp/.body").content_string
+
+
+# What Mastodon sends, and the upstream file each value comes from (tests/standin/README.md).
+PRIVATE = "private, no-store"  # application_controller.rb set_cache_control_defaults
+PUBLIC_INSTANCE = "max-age=300, public, stale-while-revalidate=30, stale-if-error=86400"
+PUBLIC_PAGE = "max-age=15, public, stale-while-revalidate=30, stale-if-error=86400"
+HEALTH = "max-age=0, private, must-revalidate"  # health_controller.rb + Rack::ETag
+SECURITY = {  # config/environments/production.rb default_headers
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "x-xss-protection": "0",
+    "referrer-policy": "same-origin",
+}
+API_CSP = "default-src 'none'; frame-ancestors 'none'; form-action 'none'"
+ENDPOINTS = [
+    # path, status, Cache-Control, CSP kind
+    ("/health", "200", HEALTH, "web"),
+    ("/api/v1/instance", "200", PUBLIC_INSTANCE, "api"),
+    ("/api/v2/instance", "200", PUBLIC_INSTANCE, "api"),
+    ("/api/v1/instance/rules", "200", PUBLIC_INSTANCE, "api"),
+    ("/", "200", PUBLIC_PAGE, "web"),
+    ("/about", "200", PUBLIC_PAGE, "web"),
+    ("/privacy-policy", "200", PUBLIC_PAGE, "web"),
+    ("/api/v1/admin/domain_blocks", "401", PRIVATE, "api"),
+    ("/api/v1/admin/domain_allows", "401", PRIVATE, "api"),
+    ("/no/such/page", "404", PRIVATE, "web"),
+    ("/api/v1/no/such/endpoint", "404", PRIVATE, "api"),
+]
+
+
 def test_the_checkout_is_the_labelled_stand_in(host):
     assert host.file(f"{LIVE}/STANDIN-NOT-MASTODON").exists
     assert as_mastodon(host, "bin/tootctl --version").stdout.strip() == "4.5.1"
@@ -96,6 +139,65 @@ def test_web_health_is_ok(host):
 
 def test_streaming_health_is_ok(host):
     assert http_get(host, "http://127.0.0.1:4000/api/v1/streaming/health") == ("200", "OK")
+
+
+@pytest.mark.parametrize(("path", "status", "cache_control", "csp"), ENDPOINTS)
+def test_web_sends_mastodons_cache_control_and_security_headers(
+    host, path, status, cache_control, csp
+):
+    code, headers, _ = http_headers(host, f"http://127.0.0.1:3000{path}")
+    assert code == status
+    assert headers.get("cache-control") == cache_control
+    assert {name: headers.get(name) for name in SECURITY} == SECURITY
+    policy = headers.get("content-security-policy", "")
+    if csp == "api":
+        assert policy == API_CSP
+    else:
+        directives = dict(d.partition(" ")[::2] for d in policy.split("; "))
+        assert directives.get("default-src") == "'none'"
+        assert directives.get("frame-ancestors") == "'none'"
+        assert directives.get("script-src", "").startswith("'self' https://standin.test")
+        assert "'nonce-" in directives.get("style-src", "")
+
+
+def test_public_pages_vary_like_mastodons_web_app(host):
+    _, page, _ = http_headers(host, "http://127.0.0.1:3000/about")
+    _, api, _ = http_headers(host, "http://127.0.0.1:3000/api/v1/admin/domain_blocks")
+    _, instance, _ = http_headers(host, "http://127.0.0.1:3000/api/v2/instance")
+    assert page.get("vary") == "Accept, Accept-Language, Cookie"
+    assert api.get("vary") == "Authorization"
+    assert "vary" not in instance
+
+
+def test_media_upload_answer_is_private(host):
+    host.run("head -c 2048 /dev/urandom > /tmp/.upload")
+    code, headers, body = http_headers(
+        host, "http://127.0.0.1:3000/api/v2/media", "-F", "file=@/tmp/.upload"
+    )
+    assert code == "200", body[:300]
+    assert headers.get("cache-control") == PRIVATE
+    assert headers.get("content-security-policy") == API_CSP
+
+
+def test_streaming_health_sends_no_cache_control_like_upstream(host):
+    code, headers, body = http_headers(host, "http://127.0.0.1:4000/api/v1/streaming/health")
+    assert (code, body) == ("200", "OK")
+    assert headers.get("content-type") == "text/plain"
+    assert "cache-control" not in headers
+
+
+def test_landing_page_says_what_it_is(host):
+    code, headers, body = http_headers(host, "http://127.0.0.1:3000/")
+    assert code == "200"
+    assert headers.get("content-type") == "text/html; charset=utf-8"
+    assert "Mastodon stand-in" in body
+    assert "It is not Mastodon" in body
+    assert "Imitating Mastodon 4.5.1 on standin.test" in body
+    # HEAD: the same status and headers, no page (curl -I writes the headers where the body goes).
+    head_code, head_headers, head_output = http_headers(host, "http://127.0.0.1:3000/", "-I")
+    assert head_code == "200"
+    assert head_headers.get("content-type") == "text/html; charset=utf-8"
+    assert "<html" not in head_output
 
 
 def test_instance_api_reports_the_deployed_version(host):

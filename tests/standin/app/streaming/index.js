@@ -28,6 +28,8 @@ const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');
   if (url.pathname === '/api/v1/streaming/health') {
+    // Mastodon's streaming server answers its health check with a Content-Type and no
+    // Cache-Control (streaming/index.js); upstream's nginx never caches /api/v1/streaming.
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('OK');
     return;

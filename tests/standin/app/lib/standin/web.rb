@@ -3,10 +3,12 @@
 require 'json'
 require 'rack'
 require 'erb'
+require 'standin/http_headers'
 
 module Standin
-  # The stand-in's HTTP interface: health, instance info, about/privacy pages, media
-  # upload and the admin domain block/allow API. JSON shapes follow Mastodon's.
+  # The stand-in's HTTP interface: health, instance info, the landing, about and privacy pages,
+  # media upload and the admin domain block/allow API. JSON shapes follow Mastodon's; caching and
+  # security headers come from Standin::HttpHeaders.
   class Web
     class HttpError < StandardError
       attr_reader :status
@@ -18,6 +20,7 @@ module Standin
     end
 
     ROUTES = [
+      ['GET', %r{\A/\z}, :landing],
       ['GET', %r{\A/health\z}, :health],
       ['GET', %r{\A/api/v1/instance\z}, :instance_v1],
       ['GET', %r{\A/api/v2/instance\z}, :instance_v2],
@@ -53,26 +56,43 @@ module Standin
     private
 
     def dispatch(request)
+      # HEAD is answered like GET; Rack::Head (config.ru) drops the body.
+      method = request.request_method == 'HEAD' ? 'GET' : request.request_method
       ROUTES.each do |verb, pattern, handler|
-        next unless request.request_method == verb || (verb == 'PUT' && request.request_method == 'PATCH')
+        next unless method == verb || (verb == 'PUT' && method == 'PATCH')
 
         match = pattern.match(request.path_info)
         return send(handler, request, *match.captures) if match
       end
-      json(404, error: 'Record not found')
+      not_found(request)
     end
 
-    def json(status, body)
-      [status, { 'content-type' => 'application/json; charset=utf-8' }, [JSON.generate(body)]]
+    # Mastodon answers an unknown route with its HTML error page (ApplicationController, so
+    # private, no-store); the stand-in keeps a JSON answer for unknown API paths.
+    def not_found(request)
+      return json(404, error: 'Record not found') if request.path_info.start_with?('/api/')
+
+      html(404, 'The page you are looking for is not here (Mastodon stand-in)',
+           "<h1>The page you are looking for is not here.</h1><p>Mastodon stand-in.</p>",
+           HttpHeaders.error)
     end
 
-    def html(status, title, body_html)
+    def json(status, body, headers = HttpHeaders.api)
+      [status, headers.merge('content-type' => 'application/json; charset=utf-8'), [JSON.generate(body)]]
+    end
+
+    def html(status, title, body_html, headers = HttpHeaders.page)
       page = <<~HTML
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>#{ERB::Util.html_escape(title)}</title></head>
         <body data-standin="not-mastodon"><main>#{body_html}</main></body></html>
       HTML
-      [status, { 'content-type' => 'text/html; charset=utf-8' }, [page]]
+      [status, headers.merge('content-type' => 'text/html; charset=utf-8'), [page]]
+    end
+
+    # Instance information is public for five minutes, like Mastodon's (no Vary).
+    def public_json(body)
+      json(200, body, HttpHeaders.api(HttpHeaders::PUBLIC_INSTANCE, vary: nil))
     end
 
     def params(request)
@@ -93,11 +113,11 @@ module Standin
     # --- public ------------------------------------------------------------------------
 
     def health(_request)
-      [200, { 'content-type' => 'text/plain' }, ['OK']]
+      [200, HttpHeaders.health.merge('content-type' => 'text/plain; charset=utf-8'), ['OK']]
     end
 
     def domain
-      ENV.fetch('WEB_DOMAIN', nil).presence || ENV.fetch('LOCAL_DOMAIN', 'localhost')
+      HttpHeaders.web_domain
     end
 
     def rules_json
@@ -115,38 +135,53 @@ module Standin
 
     def instance_v1(_request)
       mode = Setting['registrations_mode']
-      json(200, uri: ENV.fetch('LOCAL_DOMAIN', domain), title: Setting['site_title'],
-                short_description: Setting['site_short_description'],
-                description: Setting['site_short_description'],
-                email: Setting['site_contact_email'], version: Mastodon::Version.to_s,
-                urls: { streaming_api: "wss://#{domain}" },
-                stats: { user_count: User.count, status_count: Status.count, domain_count: 0 },
-                languages: languages, registrations: mode != 'none', approval_required: mode == 'approved',
-                invites_enabled: false, contact_account: contact_account, rules: rules_json)
+      public_json(uri: ENV.fetch('LOCAL_DOMAIN', domain), title: Setting['site_title'],
+                  short_description: Setting['site_short_description'],
+                  description: Setting['site_short_description'],
+                  email: Setting['site_contact_email'], version: Mastodon::Version.to_s,
+                  urls: { streaming_api: "wss://#{domain}" },
+                  stats: { user_count: User.count, status_count: Status.count, domain_count: 0 },
+                  languages: languages, registrations: mode != 'none', approval_required: mode == 'approved',
+                  invites_enabled: false, contact_account: contact_account, rules: rules_json)
     end
 
     def instance_v2(_request)
       mode = Setting['registrations_mode']
-      json(200, domain: domain, title: Setting['site_title'], version: Mastodon::Version.to_s,
-                source_url: 'https://example.invalid/mastodon-standin',
-                description: Setting['site_short_description'],
-                usage: { users: { active_month: User.count } },
-                languages: languages,
-                configuration: { urls: { streaming: "wss://#{domain}" },
-                                 media_attachments: { image_size_limit: 16_777_216, video_size_limit: 103_809_024 } },
-                registrations: { enabled: mode != 'none', approval_required: mode == 'approved',
-                                 reason_required: mode == 'approved' && Setting['require_invite_text'] == true,
-                                 message: mode == 'none' ? Setting['closed_registrations_message'] : nil },
-                contact: { email: Setting['site_contact_email'], account: contact_account },
-                rules: rules_json)
+      public_json(domain: domain, title: Setting['site_title'], version: Mastodon::Version.to_s,
+                  source_url: 'https://example.invalid/mastodon-standin',
+                  description: Setting['site_short_description'],
+                  usage: { users: { active_month: User.count } },
+                  languages: languages,
+                  configuration: { urls: { streaming: "wss://#{domain}" },
+                                   media_attachments: { image_size_limit: 16_777_216, video_size_limit: 103_809_024 } },
+                  registrations: { enabled: mode != 'none', approval_required: mode == 'approved',
+                                   reason_required: mode == 'approved' && Setting['require_invite_text'] == true,
+                                   message: mode == 'none' ? Setting['closed_registrations_message'] : nil },
+                  contact: { email: Setting['site_contact_email'], account: contact_account },
+                  rules: rules_json)
     end
 
     def instance_rules(_request)
-      json(200, rules_json)
+      public_json(rules_json)
     end
 
     def paragraphs(text)
       text.to_s.split(/\n{2,}/).map { |para| "<p>#{ERB::Util.html_escape(para.strip)}</p>" }.join("\n")
+    end
+
+    # Mastodon serves its web app here (a landing page for visitors); the stand-in says what it is.
+    def landing(_request)
+      title = ERB::Util.html_escape(Setting['site_title'].presence || domain)
+      html(200, "#{Setting['site_title'].presence || domain} (Mastodon stand-in)",
+           "<h1>#{title}</h1>" \
+           '<p id="standin">This server runs the <strong>Mastodon stand-in</strong>, a small test ' \
+           'application that imitates the interfaces of Mastodon for automated tests. ' \
+           'It is not Mastodon and has no timelines, accounts to sign in to or federation.</p>' \
+           "<section id=\"description\">#{paragraphs(Setting['site_short_description'])}</section>" \
+           "<p id=\"version\">Imitating Mastodon #{ERB::Util.html_escape(Mastodon::Version.to_s)} " \
+           "on #{ERB::Util.html_escape(domain)}.</p>" \
+           '<nav><a href="/about">About</a> &middot; <a href="/privacy-policy">Privacy policy</a> &middot; ' \
+           '<a href="/api/v2/instance">Instance information (JSON)</a></nav>')
     end
 
     def about(_request)
