@@ -28,16 +28,27 @@ GENERATED = (
 )
 
 
-def _ansible_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(
+def _ansible(tool: str, tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run an Ansible command of the venv from the repository, with a clean Ansible environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    clean.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_VAULT_PASSWORD_FILE=str(EXAMPLE_PASSWORD),
-        ANSIBLE_LOCAL_TEMP=str(Path(extra.pop("tmp", "/tmp")) / "ansible-local"),
-        PATH=f"{BIN}:{env.get('PATH', '')}",
+        ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-local"),
+        PATH=f"{BIN}:{clean.get('PATH', '')}",
+        **env,
     )
-    env.update(extra)
-    return env
+    result = subprocess.run(
+        [str(BIN / tool), *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result
 
 
 # --- linting ------------------------------------------------------------------------------
@@ -74,27 +85,20 @@ def test_the_demo_overlay_is_a_committed_lint_clean_file_not_generated() -> None
 
 
 def test_the_demo_overlay_points_the_example_host_at_the_demo_container(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            str(BIN / "ansible"),
-            "example-1",
-            "-i",
-            "inventories/example",
-            "-i",
-            "tests/demo/hosts-overlay.yml",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "msg={{ ansible_host }}|{{ ansible_connection }}",
-        ],
-        cwd=ROOT,
-        env=_ansible_env(DEMO_CONTAINER="demo-under-test", tmp=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+    result = _ansible(
+        "ansible",
+        tmp_path,
+        "example-1",
+        "-i",
+        "inventories/example",
+        "-i",
+        "tests/demo/hosts-overlay.yml",
+        "-m",
+        "ansible.builtin.debug",
+        "-a",
+        "msg={{ ansible_host }}|{{ ansible_connection }}",
+        DEMO_CONTAINER="demo-under-test",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     assert "msg: demo-under-test|community.docker.docker" in result.stdout
 
 
@@ -106,26 +110,19 @@ def _run_state_play(tmp_path: Path, *extra: str) -> tuple[Path, subprocess.Compl
     inventory = tmp_path / "example"
     shutil.copytree(ROOT / "inventories" / "example", inventory)
     shutil.rmtree(inventory / "state", ignore_errors=True)
-    result = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "playbooks/site.yml",
-            "--tags",
-            "state",
-            "-e",
-            "mastodon_version=v4.5.1",
-            *extra,
-        ],
-        cwd=ROOT,
-        env=_ansible_env(ANSIBLE_GATHERING="explicit", tmp=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
+    result = _ansible(
+        "ansible-playbook",
+        tmp_path,
+        "-i",
+        str(inventory),
+        "playbooks/site.yml",
+        "--tags",
+        "state",
+        "-e",
+        "mastodon_version=v4.5.1",
+        *extra,
+        ANSIBLE_GATHERING="explicit",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return inventory, result
 
 
