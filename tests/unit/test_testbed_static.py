@@ -158,8 +158,41 @@ def test_a_scenario_with_only_the_safety_check_has_no_test_of_its_own(tmp_path: 
     site = MOLECULE / "site-debian12"
     extra = _load(site)["verifier"]["additional_files_or_dirs"]
     assert scenario_test_files(site / "tests", extra), "site-debian12 lost its own tests"
-    without_site = [e for e in extra if not e.endswith("test_site.py")]
-    assert scenario_test_files(site / "tests", without_site) == []
+    assert scenario_test_files(site / "tests", [SAFETY_CHECK]) == []
+
+
+# The shared site tests each scenario that deploys site.yml must run: dropping one from a
+# scenario's verifier would silently drop its checks there (site-options has its own
+# test_options.py instead of test_site.py).
+SITE_TEST = "../../site-common/tests/test_site.py"
+HARDENING_TEST = "../../site-common/tests/test_hardening.py"
+SITE_TESTS = {
+    "site-debian12": (SITE_TEST, HARDENING_TEST),
+    "site-debian13": (SITE_TEST, HARDENING_TEST),
+    "site-options": (HARDENING_TEST, "test_options.py"),
+}
+
+
+def missing_site_tests(scenario: str, extra: list[str]) -> list[str]:
+    tests_dir = MOLECULE / scenario / "tests"
+    runs = {*extra, *(p.name for p in tests_dir.glob("test_*.py"))}
+    return [t for t in SITE_TESTS[scenario] if t not in runs]
+
+
+def test_every_site_scenario_is_in_the_table() -> None:
+    assert sorted(SITE_TESTS) == sorted(s.name for s in SCENARIOS if s.name.startswith("site-"))
+
+
+@pytest.mark.parametrize("scenario", sorted(SITE_TESTS))
+def test_every_site_scenario_runs_the_shared_site_tests(scenario: str) -> None:
+    extra = _load(MOLECULE / scenario)["verifier"].get("additional_files_or_dirs", [])
+    assert missing_site_tests(scenario, extra) == [], f"{scenario} does not run them"
+
+
+def test_removing_test_site_from_a_site_scenario_is_caught() -> None:
+    extra = _load(MOLECULE / "site-debian12")["verifier"]["additional_files_or_dirs"]
+    without = [e for e in extra if e != SITE_TEST]
+    assert missing_site_tests("site-debian12", without) == [SITE_TEST]
 
 
 def test_every_pending_scenario_says_why() -> None:
