@@ -2,6 +2,7 @@
 
 require 'securerandom'
 require 'openssl'
+require 'active_support/security_utils'
 
 # Users (stand-in): login, role, approval, password hash and an encrypted second-factor secret.
 class User < ApplicationRecord
