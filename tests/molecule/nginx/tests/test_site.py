@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import testinfra
 from conftest import SERVER_NAME, curl
@@ -78,6 +80,20 @@ def test_upload_size_limit_is_80m(
         instance.run(f"rm -f {body}")
 
 
+def _restart_dummy_web(instance: testinfra.host.Host) -> None:
+    """Start the dummy web upstream again and wait until it listens (bounded: 30 s), so the next
+    test does not meet a 502 from a process still starting."""
+    instance.run(
+        "systemd-run --unit=hd-dummy-web python3 -m http.server 3000 --bind 127.0.0.1 "
+        "--directory /srv/dummy-web"
+    )
+    for _ in range(30):
+        if instance.run("curl -s -o /dev/null --max-time 2 http://127.0.0.1:3000/").rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("the dummy web upstream did not come back within 30 s")
+
+
 def test_upstream_failure_shows_mastodon_500_page(instance: testinfra.host.Host) -> None:
     instance.check_output("systemctl stop hd-dummy-web.service")
     try:
@@ -87,10 +103,7 @@ def test_upstream_failure_shows_mastodon_500_page(instance: testinfra.host.Host)
         assert result.stdout.strip().endswith("502")
         assert "mastodon 500 page" in result.stdout
     finally:
-        instance.run(
-            "systemd-run --unit=hd-dummy-web python3 -m http.server 3000 --bind 127.0.0.1 "
-            "--directory /srv/dummy-web"
-        )
+        _restart_dummy_web(instance)
 
 
 def _status_and_x_cached(instance: testinfra.host.Host, path: str) -> tuple[str, str]:
@@ -117,14 +130,7 @@ def test_health_is_never_answered_from_the_cache(instance: testinfra.host.Host) 
         # 502 with Mastodon's error page (error_page), not the copy of the last 200.
         assert _status_and_x_cached(instance, "/health")[0] == "502"
     finally:
-        instance.run(
-            "systemd-run --unit=hd-dummy-web python3 -m http.server 3000 --bind 127.0.0.1 "
-            "--directory /srv/dummy-web"
-        )
-        instance.run(
-            "for i in $(seq 20); do curl -fsS -o /dev/null http://127.0.0.1:3000/ && exit 0;"
-            " sleep 0.5; done"
-        )
+        _restart_dummy_web(instance)
 
 
 def test_auth_endpoint_is_rate_limited(instance: testinfra.host.Host) -> None:
