@@ -217,9 +217,9 @@ def test_nginx_serves_what_is_written_into_the_acme_webroot_from_outside(host: A
     assert out.stdout.strip() == token
 
 
+@pytest.mark.needs("acme")
 def test_certbot_deploy_hook_reloads_the_sandboxed_nginx(host: Any) -> None:
-    if not host.file(DEPLOY_HOOK).exists:
-        pytest.skip("no ACME in this scenario (provided certificates)")
+    assert host.file(DEPLOY_HOOK).exists
     master, workers = _nginx_pids(host)
     out = host.run(DEPLOY_HOOK)
     assert out.rc == 0, out.stderr
@@ -228,9 +228,8 @@ def test_certbot_deploy_hook_reloads_the_sandboxed_nginx(host: Any) -> None:
     assert new_master == master and not new_workers & workers
 
 
+@pytest.mark.needs("acme")
 def test_certbot_renewal_dry_run_passes_through_the_sandboxed_nginx(host: Any) -> None:
-    if not host.file("/etc/letsencrypt/renewal").exists:
-        pytest.skip("no ACME in this scenario (provided certificates)")
     # --dry-run would switch to Let's Encrypt's staging server: name the lineages' own CA.
     servers = host.run("sed -n 's/^server = //p' /etc/letsencrypt/renewal/*.conf | sort -u")
     assert len(servers.stdout.split()) == 1, servers.stdout
@@ -297,9 +296,9 @@ def test_pg_dump_over_the_socket_as_the_mastodon_user(host: Any) -> None:
     assert "TABLE public accounts" in listing.stdout
 
 
+@pytest.mark.needs("pgbouncer")
 def test_pgbouncer_passes_queries_before_and_after_a_reload(host: Any) -> None:
-    if not _has_pgbouncer(host):
-        pytest.skip("PgBouncer is not enabled in this scenario")
+    assert _has_pgbouncer(host)
     env = dict(
         line.split("=", 1)
         for line in host.file(ENV_FILE).content_string.splitlines()

@@ -1,0 +1,58 @@
+"""Collection of the shared site tests (test_site.py, test_hardening.py).
+
+A test marked `@pytest.mark.needs("acme")` or `needs("pgbouncer")` checks a feature that only some
+site scenarios deploy. In a scenario that does not deploy it, the test is deselected at
+collection, so it is reported as deselected, never as a skip beside the passes. What a scenario
+deploys is read from the same variables its converge uses: the example institution's
+group_vars, then the host_vars molecule.yml links into the inventory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
+
+
+def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    main = REPO / "inventories" / "example" / "group_vars" / "all" / "main.yml"
+    values.update(yaml.safe_load(main.read_text()) or {})
+    molecule = yaml.safe_load((scenario_dir / "molecule.yml").read_text())
+    links = molecule.get("provisioner", {}).get("inventory", {}).get("links", {})
+    host_vars = scenario_dir / links.get("host_vars", "host_vars")
+    for path in sorted(host_vars.glob("**/*.yml")):
+        values.update(yaml.safe_load(path.read_text()) or {})
+    return values
+
+
+def deployed_features(values: dict[str, Any]) -> set[str]:
+    features = set()
+    if values.get("nginx_certificate_mode", "acme") == "acme":
+        features.add("acme")
+    if values.get("postgresql_pgbouncer_enabled") is True:
+        features.add("pgbouncer")
+    return features
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(feature): runs only where the scenario deploys it")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    scenario = os.environ.get("MOLECULE_SCENARIO_DIRECTORY")
+    if not scenario:
+        return
+    have = deployed_features(scenario_vars(Path(scenario)))
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("needs")
+        (drop if marker and not set(marker.args) <= have else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
