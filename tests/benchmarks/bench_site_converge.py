@@ -38,10 +38,10 @@ def docker(*args: str, check: bool = True, timeout: float = 300) -> str:
     return out.stdout.strip()
 
 
-def start_container(image: str) -> None:
-    docker("rm", "-f", CONTAINER, check=False)
+def start_container(image: str, name: str = CONTAINER) -> None:
+    docker("rm", "-f", name, check=False)
     docker(
-        "run", "-d", "--name", CONTAINER, "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+        "run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
         "--security-opt", "seccomp=unconfined", "--cgroupns", "host",
         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
         image,
@@ -50,13 +50,13 @@ def start_container(image: str) -> None:
     state, deadline = "", time.monotonic() + 180
     while state not in {"running", "degraded"} and time.monotonic() < deadline:
         state = docker(
-            "exec", CONTAINER, "timeout", "120", "systemctl", "is-system-running", "--wait",
+            "exec", name, "timeout", "120", "systemctl", "is-system-running", "--wait",
             check=False, timeout=150,
         )  # fmt: skip
         if state not in {"running", "degraded"}:
             time.sleep(2)
     if state not in {"running", "degraded"}:
-        raise SystemExit(f"{CONTAINER} did not boot: {state!r}")
+        raise SystemExit(f"{name} did not boot: {state!r}")
 
 
 def recap(text: str, key: str) -> int:
@@ -64,14 +64,38 @@ def recap(text: str, key: str) -> int:
     return sum(int(n) for n in re.findall(rf"\b{key}=(\d+)", text.split("PLAY RECAP")[-1]))
 
 
+def prepare_scratch(prefix: str, container: str, connection: str) -> Path:
+    """A scratch directory with a copy of the example inventory (so state/last-deploy.yml lands
+    there, not in the repository) and an overlay pointing its host at the container."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    shutil.copytree(REPO / "inventories" / "example", scratch / "inventories" / "example")
+    (scratch / "hosts-overlay.yml").write_text(
+        f"---\nall:\n  hosts:\n    example-1:\n      ansible_host: {container}\n"
+        f"      ansible_connection: {connection}\n"
+    )
+    return scratch
+
+
+def playbook_env(scratch: Path) -> dict[str, str]:
+    return os.environ | {
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(REPO / "examples" / "example-university.vault-pass"),
+        "ANSIBLE_PIPELINING": "True",
+        "SITE_REPO_ROOT": str(REPO),
+        "SITE_TEST_DIR": str(scratch),
+    }
+
+
 def playbook(
-    scratch: Path, inventory: Path, name: Path, log: Path, env: dict[str, str]
+    scratch: Path, inventory: Path, name: Path, log: Path, env: dict[str, str], *extra: str
 ) -> tuple[float, dict[str, int]]:
     """Run one playbook; return (seconds, recap counters) or exit with the log's tail."""
     argv = [
         str(VENV_BIN / "ansible-playbook"),
         "-i", str(inventory / "example"), "-i", str(scratch / "hosts-overlay.yml"),
         "-e", f"@{COMMON / 'test-overrides.yml'}",
+        *extra,
         str(name),
     ]  # fmt: skip
     start = time.monotonic()
@@ -93,23 +117,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the container and logs")
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench-site-"))
-    # A copy of the example inventory, so state/last-deploy.yml lands in scratch, not the repo.
+    scratch = prepare_scratch("bench-site-", CONTAINER, "community.docker.docker")
     inventory = scratch / "inventories"
-    shutil.copytree(REPO / "inventories" / "example", inventory / "example")
-    (scratch / "hosts-overlay.yml").write_text(
-        "all:\n  hosts:\n    example-1:\n"
-        f"      ansible_host: {CONTAINER}\n"
-        "      ansible_connection: community.docker.docker\n"
-    )
-    env = os.environ | {
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_VAULT_PASSWORD_FILE": str(REPO / "examples" / "example-university.vault-pass"),
-        "ANSIBLE_PIPELINING": "True",
-        "SITE_REPO_ROOT": str(REPO),
-        "SITE_TEST_DIR": str(scratch),
-    }
+    env = playbook_env(scratch)
     try:
         start_container(args.image)
         playbook(scratch, inventory, COMMON / "prepare.yml", scratch / "prepare.log", env)
