@@ -65,10 +65,9 @@ def recap(text: str, key: str) -> int:
 
 
 def prepare_scratch(prefix: str, container: str, connection: str) -> Path:
-    """A scratch directory with a copy of the example inventory (so state/last-deploy.yml lands
-    there, not in the repository) and an overlay pointing its host at the container."""
+    """A scratch directory with an overlay pointing the example's host at the container; the
+    deployment record lands there too (site_state_dir), never in the repository's inventory."""
     scratch = Path(tempfile.mkdtemp(prefix=prefix))
-    shutil.copytree(REPO / "inventories" / "example", scratch / "inventories" / "example")
     (scratch / "hosts-overlay.yml").write_text(
         f"---\nall:\n  hosts:\n    example-1:\n      ansible_host: {container}\n"
         f"      ansible_connection: {connection}\n"
@@ -88,13 +87,13 @@ def playbook_env(scratch: Path) -> dict[str, str]:
 
 
 def playbook(
-    scratch: Path, inventory: Path, name: Path, log: Path, env: dict[str, str], *extra: str
+    scratch: Path, name: Path, log: Path, env: dict[str, str], *extra: str
 ) -> tuple[float, dict[str, int]]:
     """Run one playbook; return (seconds, recap counters) or exit with the log's tail."""
     argv = [
         str(VENV_BIN / "ansible-playbook"),
-        "-i", str(inventory / "example"), "-i", str(scratch / "hosts-overlay.yml"),
-        "-e", f"@{COMMON / 'test-overrides.yml'}",
+        "-i", str(REPO / "inventories" / "example"), "-i", str(scratch / "hosts-overlay.yml"),
+        "-e", f"@{COMMON / 'test-overrides.yml'}", "-e", f"site_state_dir={scratch / 'state'}",
         *extra,
         str(name),
     ]  # fmt: skip
@@ -118,14 +117,13 @@ def main() -> int:
     args = parser.parse_args()
 
     scratch = prepare_scratch("bench-site-", CONTAINER, "community.docker.docker")
-    inventory = scratch / "inventories"
     env = playbook_env(scratch)
     try:
         start_container(args.image)
-        playbook(scratch, inventory, COMMON / "prepare.yml", scratch / "prepare.log", env)
+        playbook(scratch, COMMON / "prepare.yml", scratch / "prepare.log", env)
         site = REPO / "playbooks" / "site.yml"
-        first, first_counts = playbook(scratch, inventory, site, scratch / "first.log", env)
-        rerun, rerun_counts = playbook(scratch, inventory, site, scratch / "rerun.log", env)
+        first, first_counts = playbook(scratch, site, scratch / "first.log", env)
+        rerun, rerun_counts = playbook(scratch, site, scratch / "rerun.log", env)
     finally:
         if not args.keep:
             docker("rm", "-f", CONTAINER, check=False)

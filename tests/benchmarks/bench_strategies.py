@@ -91,17 +91,17 @@ def main() -> int:
     try:
         for s in runs:
             start_container(args.image, s.container)
-            playbook(s.scratch, s.scratch / "inventories", COMMON / "prepare.yml",
+            playbook(s.scratch, COMMON / "prepare.yml",
                      s.scratch / "prepare.log", s.env)  # fmt: skip
         for phase in ("first", "rerun"):  # interleaved: linear, mitogen, linear, mitogen
             for s in runs:
                 log = s.scratch / f"{phase}.log"
-                seconds, counts = playbook(s.scratch, s.scratch / "inventories", site, log, s.env)
+                seconds, counts = playbook(s.scratch, site, log, s.env)
                 results[s.name][f"{phase}_seconds"] = round(seconds, 1)
                 results[s.name][f"{phase}_changed"] = counts["changed"]
                 results[s.name][f"{phase}_ok_tasks"] = counts["ok"]
         for s in runs:
-            seconds, _ = playbook(s.scratch, s.scratch / "inventories", stat,
+            seconds, _ = playbook(s.scratch, stat,
                                   s.scratch / "stat.log", s.env)  # fmt: skip
             results[s.name]["seconds_per_module_call"] = round(seconds / STAT_CALLS, 3)
     finally:

@@ -33,6 +33,7 @@ class Verdict:
     lines: list[str]
     not_run: list[str]
     ok: bool
+    total: int
 
 
 def judge(
@@ -59,7 +60,7 @@ def judge(
         lines.append(
             "CI=true: every scenario of ALL_SCENARIOS must run; not run: " + " ".join(not_run)
         )
-    return Verdict(lines, not_run, ok)
+    return Verdict(lines, not_run, ok, total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(
         json.dumps(
             {
-                "total_seconds": sum(s.seconds for s in steps),
+                "total_seconds": verdict.total,
                 "budget_seconds": args.budget,
                 "steps": [s.__dict__ for s in steps],
                 "not_run": verdict.not_run,

@@ -8,6 +8,7 @@ container's address on the default bridge network.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -545,8 +546,9 @@ def _ssh(address: str) -> list[str]:
 # --- secrets and state on the controller --------------------------------------------------
 
 
+@functools.cache
 def _vault() -> dict[str, Any]:
-    """The example institution's vault, decrypted with its test-only password."""
+    """The example institution's vault, decrypted once with its test-only password."""
     from ansible.constants import DEFAULT_VAULT_ID_MATCH
     from ansible.parsing.vault import VaultLib, VaultSecret
 
