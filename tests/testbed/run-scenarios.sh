@@ -1,36 +1,42 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Run every molecule scenario of the container test bed, in order:
+# Run every molecule scenario of the container test bed:
 #   1. ensure a docker daemon (ensure-docker.sh), 2. build/refresh the base
-#   images (build-image.sh, cached), 3. `molecule test -s <name>` per scenario.
-# Prints a per-scenario timing table, writes tests/.artifacts/scenario-timings.json,
-# exits non-zero when any scenario fails. On exit (also on failure or Ctrl-C) it
-# destroys the containers of the scenarios it ran and stops a dockerd only if it
-# started one.
+#   images (build-image.sh, cached), 3. `molecule test -s <name>` per scenario, in
+#   SCENARIO_JOBS lanes: each lane takes the next scenario of the list when its last one ends.
+# Prints a per-scenario timing table and the wall time against the budget, writes
+# tests/.artifacts/scenario-timings.json, exits non-zero when any scenario fails. Each
+# scenario's output goes to tests/.artifacts/scenario-<name>.log and is printed whole when
+# the scenario ends (never interleaved with another's). On exit (also on failure or Ctrl-C)
+# it destroys the containers of the scenarios it ran and stops a dockerd only if it started one.
 #
 # Environment:
 #   SCENARIOS="bed other"   run only these (names from the lists below, in list order); a
 #                           pending scenario runs only when named here, and its result is
 #                           reported as pending, never as part of CI's pass
+#   SCENARIO_JOBS=2         scenarios run at the same time (1 = one after another); every
+#                           scenario has its own containers, so lanes share nothing but the
+#                           daemon and the base images
 #   SCENARIO_TIMEOUT=1800   seconds one scenario may take before it is killed
-#   FAIL_FAST=1             stop at the first failing scenario
-#   SCENARIO_BUDGET=2700    seconds the scenarios may take together; the table says how the total
-#                           compares (a number to watch, not a verdict)
+#   FAIL_FAST=1             start no further scenario after the first failure
+#   SCENARIO_BUDGET=1500    seconds the scenarios may take, wall time; the table says how the
+#                           run compares (a number to watch, not a verdict)
 #   CI=true                 (set by CI) refuse a SCENARIOS that skips one of ALL_SCENARIOS, and
 #                           fail when any of ALL_SCENARIOS did not run
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The scenarios, in the order they run. Add yours with ONE line here.
+# The scenarios, in the order they start. Add yours with ONE line here. The bed's own check
+# starts first (it is quick); then the longest first, so that the lanes end close together.
 ALL_SCENARIOS=(
   bed
-  standin
-  common
-  nginx
   site-debian12
   site-debian13
   site-options
+  standin
+  nginx
+  common
   settings
 )
 # Scenarios that exist but do NOT pass yet, so CI does not run them; each line says why.
@@ -70,15 +76,19 @@ for s in "${selected[@]}"; do
   [[ -f "$tests_dir/molecule/$s/molecule.yml" ]] || die "scenario '$s' has no tests/molecule/$s/molecule.yml"
 done
 
+jobs="${SCENARIO_JOBS:-2}"
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "SCENARIO_JOBS must be a whole number >= 1, got '$jobs'"
+
 names=(); results=(); seconds=()
-current=""
-child=""
+declare -A running=()   # pid -> scenario
+declare -A started=()   # scenario -> SECONDS when it started
 record() { names+=("$1"); results+=("$2"); seconds+=("$3"); }
 is_pending() { [[ " ${PENDING_SCENARIOS[*]} " == *" $1 "* ]]; }
 
 # The closing table, the JSON artefact and the coverage verdict (scenario_report.py): every
 # scenario of ALL_SCENARIOS that did not run is named, and under CI=true one that did not run
 # fails the run.
+run_start=$SECONDS
 report() {
   local i steps=() ci=()
   for i in "${!names[@]}"; do
@@ -86,24 +96,27 @@ report() {
   done
   [[ "${CI:-}" == "true" ]] && ci=(--ci)
   python3 "$testbed_dir/scenario_report.py" --out "$artifacts/scenario-timings.json" \
-    --all "${ALL_SCENARIOS[*]}" --pending "${PENDING_SCENARIOS[*]}" \
-    --budget "${SCENARIO_BUDGET:-2700}" "${ci[@]}" -- "${steps[@]}"
+    --all "${ALL_SCENARIOS[*]}" --pending "${PENDING_SCENARIOS[*]}" --jobs "$jobs" \
+    --wall "$((SECONDS - run_start))" --budget "${SCENARIO_BUDGET:-1500}" "${ci[@]}" \
+    -- "${steps[@]}"
 }
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [[ -n "$child" ]]; then
-    kill -TERM "$child" 2>/dev/null || true
-    wait "$child" 2>/dev/null || true
-  fi
-  if [[ -n "$current" ]]; then
-    log "cleaning up after interrupted scenario $current"
-    (cd "$tests_dir" && timeout 300 molecule destroy -s "$current") >/dev/null 2>&1 || true
-  fi
+  local pid s
+  for pid in "${!running[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${!running[@]}"; do
+    wait "$pid" 2>/dev/null || true
+    s="${running[$pid]}"
+    log "cleaning up after interrupted scenario $s"
+    (cd "$tests_dir" && timeout 300 molecule destroy -s "$s") >/dev/null 2>&1 || true
+  done
   if docker info >/dev/null 2>&1; then
     # Only containers shared/create.yml labelled for the scenarios of THIS run.
-    local s leftovers=()
+    local leftovers=()
     for s in "${selected[@]}"; do
       mapfile -t -O "${#leftovers[@]}" leftovers \
         < <(docker ps -aq --filter "label=org.instance-testbed.scenario=$s")
@@ -133,29 +146,49 @@ record "(base images)" ok $((SECONDS - start))
 
 failed=0
 cd "$tests_dir"   # molecule finds tests/molecule/<name>/ from here
-for s in "${selected[@]}"; do
-  echo "=== scenario: $s"
-  current="$s"
-  start=$SECONDS
-  # In the background and waited for, so Ctrl-C/TERM reach the trap at once;
-  # timeout puts molecule in its own process group and signals all of it.
+
+# Start scenario $1 in the background: timeout puts molecule in its own process group and
+# signals all of it; the trap reaches the runner at once because it only waits.
+launch() {
+  local s="$1"
+  log "start: $s ($(( ${#running[@]} + 1 )) of at most $jobs running)"
   timeout --kill-after=60 "$scenario_timeout" molecule test -s "$s" \
-    > >(tee "$artifacts/scenario-$s.log") 2>&1 &
-  child=$!
-  suffix=""
+    >"$artifacts/scenario-$s.log" 2>&1 &
+  running[$!]="$s"
+  started[$s]=$SECONDS
+}
+
+# Wait for the next scenario to end, record it and print its log whole.
+reap() {
+  local pid status=0 s suffix=""
+  wait -n -p pid "${!running[@]}" || status=$?
+  s="${running[$pid]}"
+  unset "running[$pid]"
   is_pending "$s" && suffix="(pending)"
-  if wait "$child"; then
-    record "$s" "ok$suffix" $((SECONDS - start))
+  echo "=== scenario: $s (log: ${artifacts#"$repo_root"/}/scenario-$s.log)"
+  cat "$artifacts/scenario-$s.log"
+  if (( status == 0 )); then
+    record "$s" "ok$suffix" $((SECONDS - started[$s]))
+    log "ok: $s in $((SECONDS - started[$s])) s"
   else
-    record "$s" "FAILED$suffix" $((SECONDS - start))
+    record "$s" "FAILED$suffix" $((SECONDS - started[$s]))
+    log "FAILED: $s (exit $status) after $((SECONDS - started[$s])) s"
     failed=$((failed + 1))
     timeout 300 molecule destroy -s "$s" >/dev/null 2>&1 || true
   fi
-  child=""
-  current=""
-  if (( failed > 0 )) && [[ "${FAIL_FAST:-0}" == "1" ]]; then
-    break
+}
+
+queue=("${selected[@]}")
+while :; do
+  stop_starting=0
+  (( failed > 0 )) && [[ "${FAIL_FAST:-0}" == "1" ]] && stop_starting=1
+  if (( !stop_starting && ${#queue[@]} > 0 && ${#running[@]} < jobs )); then
+    launch "${queue[0]}"
+    queue=("${queue[@]:1}")
+    continue
   fi
+  (( ${#running[@]} == 0 )) && break
+  reap
 done
 if (( failed > 0 )); then
   log "$failed scenario(s) failed; logs in ${artifacts#"$repo_root"/}/scenario-<name>.log"

@@ -50,6 +50,18 @@ def test_the_table_prints_the_total_against_the_budget() -> None:
     assert any("OVER BUDGET by 11 s" in line for line in lines)
 
 
+def test_with_lanes_the_budget_is_judged_on_the_wall_time() -> None:
+    # Four 10 s scenarios in two lanes took 21 s of wall time: within a 25 s budget, although
+    # their seconds add up to 41.
+    verdict = judge(_steps(*ALL, "settings"), ALL, [], ci=False, budget=25, wall=21, jobs=2)
+    assert verdict.total == 21
+    assert any(line.startswith("sum of the steps") and line.rstrip().endswith("41")
+               for line in verdict.lines)
+    assert any("within budget" in line for line in verdict.lines)
+    assert any("OVER BUDGET by 16 s" in line
+               for line in judge(_steps(*ALL), ALL, [], ci=False, budget=25, wall=41, jobs=2).lines)
+
+
 def test_the_command_writes_the_json_and_exits_non_zero_on_a_ci_subset(tmp_path: Path) -> None:
     out = tmp_path / "timings.json"
     code = main(["--out", str(out), "--all", " ".join(ALL), "--ci", "--", "bed=ok=5"])
@@ -77,4 +89,4 @@ def test_run_scenarios_refuses_an_inherited_subset_under_ci(tmp_path: Path) -> N
         check=False,
     )
     assert run.returncode != 0
-    assert "would skip: standin" in run.stderr
+    assert "would skip: site-debian12" in run.stderr
