@@ -3,7 +3,7 @@ coverage. run-scenarios.sh calls it once at exit with what ran; it prints every 
 ALL_SCENARIOS that did not run, and under CI=true it fails when one did not run, so that a CI run
 can never pass on a subset (an inherited SCENARIOS, FAIL_FAST, an interrupted run).
 
-    python3 scenario_report.py --out FILE --all "a b" --pending "c" --budget 1500 [--ci] \
+    python3 scenario_report.py --out FILE --all "a b" --pending "c" --budget 1320 [--ci] \
         [--jobs 2 --wall SECONDS] -- NAME=RESULT=SECONDS ...
 
 With lanes (--jobs > 1) the scenarios' seconds add up to more than the run took, so the budget
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--all", default="")
     parser.add_argument("--pending", default="")
-    parser.add_argument("--budget", type=int, default=1500)
+    parser.add_argument("--budget", type=int, default=1320)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--wall", type=int, default=None)
     parser.add_argument("--ci", action="store_true")

@@ -55,11 +55,15 @@ def test_with_lanes_the_budget_is_judged_on_the_wall_time() -> None:
     # their seconds add up to 41.
     verdict = judge(_steps(*ALL, "settings"), ALL, [], ci=False, budget=25, wall=21, jobs=2)
     assert verdict.total == 21
-    assert any(line.startswith("sum of the steps") and line.rstrip().endswith("41")
-               for line in verdict.lines)
+    assert any(
+        line.startswith("sum of the steps") and line.rstrip().endswith("41")
+        for line in verdict.lines
+    )
     assert any("within budget" in line for line in verdict.lines)
-    assert any("OVER BUDGET by 16 s" in line
-               for line in judge(_steps(*ALL), ALL, [], ci=False, budget=25, wall=41, jobs=2).lines)
+    assert any(
+        "OVER BUDGET by 16 s" in line
+        for line in judge(_steps(*ALL), ALL, [], ci=False, budget=25, wall=41, jobs=2).lines
+    )
 
 
 def test_the_command_writes_the_json_and_exits_non_zero_on_a_ci_subset(tmp_path: Path) -> None:

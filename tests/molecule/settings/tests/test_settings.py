@@ -101,10 +101,18 @@ def run_in_container(host: Any, command: str) -> str:
     return str(result.stdout)
 
 
+def _proxied_request(path: str) -> str:
+    """Python that builds a request to the web process as nginx sends it (the instance's Host and
+    X-Forwarded-Proto: https), as Mastodon's host checks and forced TLS expect."""
+    headers = {"Host": web_domain(), "X-Forwarded-Proto": "https"}
+    return f"r=u.Request('http://127.0.0.1:3000{path}', headers={headers!r});"
+
+
 def api_get(host: Any, path: str) -> Any:
     script = (
         "import json,sys,urllib.request as u;"
-        f"print(u.urlopen('http://127.0.0.1:3000{path}', timeout=10).read().decode())"
+        + _proxied_request(path)
+        + "print(u.urlopen(r, timeout=10).read().decode())"
     )
     return json.loads(run_in_container(host, f"python3 -c {shlex_quote(script)}"))
 
@@ -118,8 +126,8 @@ def admin_get(host: Any, path: str) -> Any:
     )
     fetch = (
         "import os,urllib.request as u;"
-        f"r=u.Request('http://127.0.0.1:3000{path}',"
-        "headers={'Authorization':'Bearer '+os.environ['T']});"
+        + _proxied_request(path)
+        + "r.add_header('Authorization', 'Bearer '+os.environ['T']);"
         "print(u.urlopen(r, timeout=10).read().decode())"
     )
     command = (
@@ -251,6 +259,10 @@ def assert_matches(host: Any, state: dict[str, Any], version: str, vars_: dict[s
 def inventory_vars() -> dict[str, Any]:
     molecule = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
     return dict(molecule["provisioner"]["inventory"]["group_vars"]["mastodon_web"])
+
+
+def web_domain() -> str:
+    return str(inventory_vars()["instance_settings_web_domain"])
 
 
 def v2_inventory_vars() -> dict[str, Any]:
