@@ -101,10 +101,16 @@ def run_in_container(host: Any, command: str) -> str:
     return str(result.stdout)
 
 
+# What nginx adds in front of Mastodon: without them Mastodon in production answers 403 (another
+# host than LOCAL_DOMAIN/WEB_DOMAIN) or redirects to https.
+PROXIED = {"Host": "social.example.test", "X-Forwarded-Proto": "https"}
+
+
 def api_get(host: Any, path: str) -> Any:
     script = (
         "import json,sys,urllib.request as u;"
-        f"print(u.urlopen('http://127.0.0.1:3000{path}', timeout=10).read().decode())"
+        f"r=u.Request('http://127.0.0.1:3000{path}', headers={PROXIED!r});"
+        "print(u.urlopen(r, timeout=10).read().decode())"
     )
     return json.loads(run_in_container(host, f"python3 -c {shlex_quote(script)}"))
 
@@ -119,7 +125,7 @@ def admin_get(host: Any, path: str) -> Any:
     fetch = (
         "import os,urllib.request as u;"
         f"r=u.Request('http://127.0.0.1:3000{path}',"
-        "headers={'Authorization':'Bearer '+os.environ['T']});"
+        f"headers={{'Authorization':'Bearer '+os.environ['T'], **{PROXIED!r}}});"
         "print(u.urlopen(r, timeout=10).read().decode())"
     )
     command = (
