@@ -42,7 +42,10 @@ async def probe(
     context = ssl.create_default_context(cafile=cafile)
     sock = socket.create_connection(("127.0.0.1", 443), timeout=timeout)
     uri = f"wss://{server_name}/api/v1/streaming?stream={urllib.parse.quote(stream)}"
-    async with websockets.connect(uri, ssl=context, sock=sock, open_timeout=timeout) as ws:
+    connection = websockets.connect(
+        uri, ssl=context, sock=sock, server_hostname=server_name, open_timeout=timeout
+    )
+    async with connection as ws:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         receivers = publish(channel, message)
