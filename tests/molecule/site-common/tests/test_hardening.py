@@ -15,6 +15,7 @@ any relaxation listed in RELAXATIONS).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from site_tokens import role_token
 
 REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
 MAIN_VARS = yaml.safe_load(
@@ -177,14 +179,20 @@ def test_nginx_restart_comes_back_and_answers(host: Any) -> None:
 
 def test_nginx_buffers_a_40_mb_upload_to_disk_and_passes_it_on(host: Any) -> None:
     size = 40 * 1024 * 1024
+    owner = MAIN_VARS["instance_settings_owner_username"]
+    token = role_token(host, owner, "site-test uploads", "write:media")
+    header = "/tmp/harden-auth"
+    assert host.run(f"umask 077 && printf 'Authorization: Bearer %s\\n' {token} > {header}").rc == 0
     assert host.run("truncate -s %s /tmp/harden-upload.bin", str(size)).rc == 0
     out = host.run(
-        f"curl -sS -k --max-time 120 --resolve {SERVER_NAME}:443:127.0.0.1"
-        f" -F file=@/tmp/harden-upload.bin https://{SERVER_NAME}/api/v2/media"
+        f"curl -sS -k --max-time 120 --resolve {SERVER_NAME}:443:127.0.0.1 -H @{header}"
+        f" -F 'file=@/tmp/harden-upload.bin;type=video/mp4' https://{SERVER_NAME}/api/v2/media"
     )
-    host.run("rm -f /tmp/harden-upload.bin")
+    host.run(f"rm -f /tmp/harden-upload.bin {header}")
     assert out.rc == 0, out.stderr
-    assert f'"size":{size}' in out.stdout.replace(" ", ""), out.stdout[:300]
+    media = json.loads(out.stdout)
+    assert media["type"] == "video", out.stdout[:300]
+    assert host.file(f"/home/mastodon/live/public{media['url']}").size == size
 
 
 def test_nginx_writes_its_proxy_cache(host: Any) -> None:

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
+from site_tokens import role_token
 from tls_policy import MOZILLA_INTERMEDIATE_TLS12
 
 REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
@@ -443,21 +444,230 @@ def test_landing_page_says_it_is_the_stand_in(address: str, pebble_root: Path) -
     assert "content-security-policy" in headers
 
 
-def test_40_mb_upload_reaches_the_app(address: str, pebble_root: Path, tmp_path: Path) -> None:
-    upload = tmp_path / "upload.bin"
+def _role_token(host: Any, app_name: str, scopes: str) -> str:
+    return role_token(host, MAIN_VARS["instance_settings_owner_username"], app_name, scopes)
+
+
+def _bearer(tmp_path: Path, token: str) -> tuple[str, str]:
+    """curl arguments sending the token from a file (not on the command line)."""
+    header = tmp_path / f"auth-{len(list(tmp_path.iterdir()))}"
+    header.write_text(f"Authorization: Bearer {token}\n")
+    header.chmod(0o600)
+    return "-H", f"@{header}"
+
+
+def test_40_mb_upload_reaches_the_app_with_a_write_media_token(
+    host: Any, address: str, pebble_root: Path, tmp_path: Path
+) -> None:
+    token = _role_token(host, "site-test uploads", "write:media")
+    upload = tmp_path / "upload.mp4"
     size = 40 * 1024 * 1024
     with upload.open("wb") as handle:
         handle.truncate(size)
-    code, body = _curl(address, pebble_root, "/api/v2/media", "-F", f"file=@{upload}")
+    code, body = _curl(
+        address,
+        pebble_root,
+        "/api/v2/media",
+        *_bearer(tmp_path, token),
+        "-F",
+        f"file=@{upload};type=video/mp4",
+    )
     assert code == 200, body[:300]
     media = json.loads(body)
-    assert media["size"] == size
-    # nginx serves the stored file itself, with upstream's headers for user uploads.
+    assert media["type"] == "video"
+    # nginx serves the stored file itself, with upstream's headers for user uploads; its
+    # Content-Range names the size the app stored.
     code, headers, _ = _request(address, pebble_root, media["url"], "-r", "0-15")
     assert code == 206
+    assert headers.get("content-range") == f"bytes 0-15/{size}"
     assert headers.get("content-security-policy") == "default-src 'none'; form-action 'none'"
     assert headers.get("x-content-type-options") == "nosniff"
     assert headers.get("cache-control") == "public, max-age=2419200, immutable"
+
+
+def test_media_upload_refuses_no_token_a_wrong_scope_and_a_wrong_type(
+    host: Any, address: str, pebble_root: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "tiny.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    as_png = ("-F", f"file=@{image};type=image/png")
+    as_binary = ("-F", f"file=@{image};type=application/octet-stream")
+    media = _bearer(tmp_path, _role_token(host, "site-test uploads", "write:media"))
+    reader = _bearer(tmp_path, _role_token(host, "site-test reader", "read"))
+    writer = _bearer(tmp_path, _role_token(host, "site-test writer", "write"))
+    cases = [
+        # Doorkeeper's answers in Mastodon's Api::BaseController, then the type validation.
+        ((*as_png,), 401, {"error": "The access token is invalid"}),
+        (("-H", "Authorization: Bearer not-a-token", *as_png), 401, None),
+        ((*reader, *as_png), 403, {"error": "This action is outside the authorized scopes"}),
+        ((*media, *as_binary), 422, None),
+    ]
+    for args, status, answer in cases:
+        code, body = _curl(address, pebble_root, "/api/v2/media", *args)
+        assert code == status, (status, body[:300])
+        if answer is not None:
+            assert json.loads(body) == answer
+    code, body = _curl(address, pebble_root, "/api/v2/media", *media, *as_binary)
+    assert "content type is invalid" in json.loads(body)["error"]
+    # The parent scope `write` covers write:media, on both API versions.
+    for version in ("v1", "v2"):
+        code, body = _curl(address, pebble_root, f"/api/{version}/media", *writer, *as_png)
+        assert code == 200, body[:300]
+        assert json.loads(body)["type"] == "image"
+
+
+def _app_request(host: Any, port: int, path: str, *headers: str, method: str = "GET") -> Any:
+    """A request straight to a backend port in the container: status, headers, body."""
+    args = " ".join(f"-H {shlex.quote(h)}" for h in headers)
+    out = host.run(
+        f"curl -sS -X {method} -D /tmp/.site-headers -o /tmp/.site-body -w '%{{http_code}}'"
+        f" --max-time 30 {args} http://127.0.0.1:{port}{path}"
+    )
+    assert out.rc == 0, out.stderr
+    found: dict[str, str] = {}
+    for line in host.file("/tmp/.site-headers").content_string.splitlines()[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            found[name.strip().lower()] = value.strip()
+    return int(out.stdout.strip()), found, host.file("/tmp/.site-body").content_string
+
+
+def test_app_authorizes_the_host_and_redirects_plain_http_like_mastodon(host: Any) -> None:
+    https = "X-Forwarded-Proto: https"
+    right = f"Host: {SERVER_NAME}"
+    # What nginx sends: the instance's name and the TLS proxy's header.
+    code, _, body = _app_request(host, 3000, "/about", right, https)
+    assert code == 200, body[:300]
+    # LOCAL_DOMAIN is one of Mastodon's config.hosts too.
+    local = f"Host: {MAIN_VARS['mastodon_local_domain']}"
+    assert _app_request(host, 3000, "/about", local, https)[0] == 200
+    # Another host: Rails' host authorization answers 403 with Mastodon's "blocked host" page,
+    # whatever else the request says; a bare request to the port sends Host 127.0.0.1:3000.
+    for host_header in ("Host: evil.example", None):
+        sent = [h for h in (host_header, https) if h]
+        code, headers, body = _app_request(host, 3000, "/about", *sent)
+        assert code == 403, (host_header, code)
+        assert headers.get("content-type", "").startswith("text/html")
+        assert "Blocked host" in body
+    # Plain HTTP (no X-Forwarded-Proto: https): config.force_ssl redirects to the same URL
+    # over https, 301 for GET and 308 for other methods.
+    code, headers, _ = _app_request(host, 3000, "/about?x=1", right)
+    assert (code, headers.get("location")) == (301, f"https://{SERVER_NAME}/about?x=1")
+    code, headers, _ = _app_request(host, 3000, "/api/v2/media", right, method="POST")
+    assert (code, headers.get("location")) == (308, f"https://{SERVER_NAME}/api/v2/media")
+    # /health is exempt from both, as upstream excludes it (the role's own health probe).
+    assert _app_request(host, 3000, "/health", "Host: evil.example")[::2] == (200, "OK")
+
+
+def test_nginx_sends_the_host_and_https_the_app_requires(address: str, pebble_root: Path) -> None:
+    # The same requests the app refuses without the right Host and X-Forwarded-Proto (above)
+    # succeed through nginx, which sets both. Query strings never asked before keep nginx's
+    # cache (whose key has no host) out of it: these answers come from the app just now.
+    unique = time.time_ns()
+    for path in (f"/about?nginx-test={unique}", f"/api/v1/instance?nginx-test={unique}"):
+        code, headers, body = _request(address, pebble_root, path)
+        assert code == 200, body[:300]
+        assert headers.get("x-cached", "").upper() not in FROM_CACHE, headers.get("x-cached")
+    # nginx passes the client's Host on: the app, not nginx, refuses another name.
+    path = f"/about?nginx-test={unique}-other-host"
+    code, headers, body = _request(address, pebble_root, path, "-H", "Host: evil.example")
+    assert code == 403, body[:300]
+    assert "Blocked host" in body
+
+
+def _health_codes(host: Any) -> tuple[int, int]:
+    web = _app_request(host, 3000, "/health")[0]
+    streaming = _app_request(host, 4000, "/api/v1/streaming/health")[0]
+    return web, streaming
+
+
+def _wait_for_health(host: Any, wanted: tuple[int, int] = (200, 200)) -> tuple[int, int]:
+    """The health codes once they are `wanted`, or the last ones after about two minutes.
+
+    A stop or start takes effect after systemctl returns (PostgreSQL's cluster unit stops as a
+    propagated job), so the codes are asked again until they change or the time is up.
+    """
+    codes = _health_codes(host)
+    for _ in range(60):
+        if codes == wanted:
+            break
+        time.sleep(2)
+        codes = _health_codes(host)
+    return codes
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        # Web needs the database and Redis; streaming needs Redis only.
+        ("redis-server", (500, 503)),
+        ("postgresql", (500, 200)),
+    ],
+)
+def test_health_probes_fail_while_a_backing_service_is_stopped(
+    host: Any, address: str, pebble_root: Path, service: str, expected: tuple[int, int]
+) -> None:
+    assert _wait_for_health(host) == (200, 200)
+    assert host.run(f"systemctl stop {service}").rc == 0
+    try:
+        assert _wait_for_health(host, expected) == expected
+        # The health gate through nginx sees the same answers.
+        web_gate = health_gate(address, pebble_root, "/health")
+        streaming_gate = health_gate(address, pebble_root, "/api/v1/streaming/health")
+        assert web_gate == f"/health: HTTP {expected[0]}", web_gate
+        if expected[1] == 200:
+            assert streaming_gate is None, streaming_gate
+        else:
+            assert streaming_gate == f"/api/v1/streaming/health: HTTP {expected[1]}"
+    finally:
+        host.run(f"systemctl start {service}")
+    assert _wait_for_health(host) == (200, 200), f"health did not recover after {service} came back"
+
+
+def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
+    host: Any, container: str
+) -> None:
+    probe = REPO / "tests" / "molecule" / "site-common" / "files" / "streaming_probe.py"
+    copied = _run(["docker", "cp", str(probe), f"{container}:/tmp/site-streaming-probe.py"])
+    assert copied.returncode == 0, copied.stderr
+    root = host.run("curl -sS -k https://localhost:15000/roots/0 > /tmp/site-pebble-root.pem")
+    assert root.rc == 0, root.stderr
+    marker = f"site-test-{time.time_ns()}"
+    status = {
+        "id": marker,
+        "created_at": "2026-01-01T00:00:00.000Z",
+        "visibility": "public",
+        "language": "en",
+        "uri": f"https://{SERVER_NAME}/users/admin/statuses/{marker}",
+        "content": f"<p>{marker}</p>",
+        "account": {"id": "1", "username": "admin", "acct": "admin"},
+    }
+    # The shape Mastodon's FanOutOnWriteService publishes on timeline:public.
+    message = json.dumps({"event": "update", "payload": status, "queued_at": 1767225600000})
+    password = _vault_secret("vault_redis_password")
+
+    def run_probe(stream: str, channel: str) -> dict[str, Any]:
+        out = host.run(
+            f"REDISCLI_AUTH={shlex.quote(password)} timeout 120 python3"
+            f" /tmp/site-streaming-probe.py {shlex.quote(SERVER_NAME)} /tmp/site-pebble-root.pem"
+            f" {shlex.quote(stream)} {shlex.quote(channel)} {shlex.quote(message)} 20"
+        )
+        assert out.rc == 0, out.stderr[-2000:]
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return result
+
+    result = run_probe("public", "timeline:public")
+    assert "error" not in result, result
+    assert result["receivers"] >= 1
+    received = result["received"]
+    assert received["stream"] == ["public"]
+    assert received["event"] == "update"
+    # Mastodon's streaming server sends the payload on as JSON text.
+    assert isinstance(received["payload"], str)
+    assert json.loads(received["payload"]) == status
+    # A message on another timeline's channel never reaches a client of the public stream.
+    other = run_probe("public", "timeline:public:local")
+    assert other == {"receivers": 0, "error": "the streaming server never subscribed"}, other
 
 
 def test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache(

@@ -43,14 +43,22 @@ def rails_runner(host, code: str, env: str = ""):
     return as_mastodon(host, f"{BUNDLE} exec bin/rails runner {shlex.quote(code)}", env=env)
 
 
-def http_get(host, url: str):
-    out = host.run(f"curl -sS -o /tmp/.body -w '%{{http_code}}' --max-time 10 {shlex.quote(url)}")
+# What nginx adds to every request it passes to the web process (roles/nginx): without them
+# Mastodon in production answers 403 (another host) or redirects to https.
+PROXIED = ("-H", "Host: standin.test", "-H", "X-Forwarded-Proto: https")
+
+
+def http_get(host, url: str, *curl_args: str, proxied: bool = True):
+    args = " ".join(shlex.quote(a) for a in (*(PROXIED if proxied else ()), *curl_args))
+    out = host.run(
+        f"curl -sS -o /tmp/.body -w '%{{http_code}}' --max-time 20 {args} {shlex.quote(url)}"
+    )
     return out.stdout.strip(), host.file("/tmp/.body").content_string
 
 
-def http_headers(host, url: str, *curl_args: str):
+def http_headers(host, url: str, *curl_args: str, proxied: bool = True):
     """Status, response headers (lower-case names) and body of one request."""
-    args = " ".join(shlex.quote(a) for a in curl_args)
+    args = " ".join(shlex.quote(a) for a in (*(PROXIED if proxied else ()), *curl_args))
     out = host.run(
         f"curl -sS -D /tmp/.headers -o /tmp/.body -w '%{{http_code}}' --max-time 30 {args} "
         f"{shlex.quote(url)}"
@@ -169,14 +177,99 @@ def test_public_pages_vary_like_mastodons_web_app(host):
     assert "vary" not in instance
 
 
-def test_media_upload_answer_is_private(host):
+def role_token(host, app_name: str, scopes: str) -> str:
+    """A token of the owner, made by roles/instance_settings/files/token.rb (as the role does)."""
+    script = Path(__file__).resolve().parents[4] / "roles/instance_settings/files/token.rb"
+    copy = f"cat > /tmp/.token.rb <<'STANDIN_TOKEN_RB'\n{script.read_text()}STANDIN_TOKEN_RB"
+    assert host.run(f"{copy}\nchmod 0644 /tmp/.token.rb").rc == 0
+    data = json.dumps({"dry_run": False, "owner": "owner", "app_name": app_name, "scopes": scopes})
+    assert host.run(f"echo {shlex.quote(data)} > /tmp/.token.json").rc == 0
+    out = as_mastodon(host, f"{BUNDLE} exec bin/rails runner /tmp/.token.rb < /tmp/.token.json")
+    assert out.rc == 0, f"token.rb failed (exit {out.rc})"
+    line = next(x for x in out.stdout.splitlines() if x.startswith("INSTANCE_SETTINGS_RESULT "))
+    return json.loads(line.split(" ", 1)[1])["token"]
+
+
+def test_media_upload_needs_a_write_media_token_and_a_media_type(host):
     host.run("head -c 2048 /dev/urandom > /tmp/.upload")
-    code, headers, body = http_headers(
-        host, "http://127.0.0.1:3000/api/v2/media", "-F", "file=@/tmp/.upload"
-    )
+    media = ("-H", f"Authorization: Bearer {role_token(host, 'verify uploads', 'write:media')}")
+    reader = ("-H", f"Authorization: Bearer {role_token(host, 'verify reader', 'read')}")
+    url = "http://127.0.0.1:3000/api/v2/media"
+    png = ("-F", "file=@/tmp/.upload;type=image/png")
+    binary = ("-F", "file=@/tmp/.upload;type=application/octet-stream")
+    code, headers, body = http_headers(host, url, *media, *png)
     assert code == "200", body[:300]
+    assert json.loads(body)["type"] == "image"
     assert headers.get("cache-control") == PRIVATE
     assert headers.get("content-security-policy") == API_CSP
+    # Mastodon's answers: Doorkeeper's 401/403 in Api::BaseController, then the type validation.
+    code, _, body = http_headers(host, url, *png)
+    assert (code, json.loads(body)) == ("401", {"error": "The access token is invalid"})
+    code, _, body = http_headers(host, url, *reader, *png)
+    assert code == "403"
+    assert json.loads(body) == {"error": "This action is outside the authorized scopes"}
+    code, _, body = http_headers(host, url, *media, *binary)
+    assert code == "422"
+    assert "content type is invalid" in json.loads(body)["error"]
+
+
+def test_web_authorizes_the_host_and_forces_https_like_mastodon(host):
+    https = ("-H", "X-Forwarded-Proto: https")
+    url = "http://127.0.0.1:3000/about?x=1"
+    # config.hosts: LOCAL_DOMAIN (and WEB_DOMAIN, ALTERNATE_DOMAINS); any other Host is refused.
+    assert http_headers(host, url, "-H", "Host: standin.test", *https, proxied=False)[0] == "200"
+    for other in (("-H", "Host: other.test"), ()):
+        code, headers, body = http_headers(host, url, *other, *https, proxied=False)
+        assert code == "403", other
+        assert headers.get("content-type") == "text/html; charset=utf-8"
+        assert "Blocked host" in body
+    # config.force_ssl: plain HTTP is redirected (301 for GET, 308 for other methods).
+    code, headers, _ = http_headers(host, url, "-H", "Host: standin.test", proxied=False)
+    assert (code, headers.get("location")) == ("301", "https://standin.test/about?x=1")
+    code, headers, _ = http_headers(
+        host,
+        "http://127.0.0.1:3000/api/v2/media",
+        "-X",
+        "POST",
+        "-H",
+        "Host: standin.test",
+        proxied=False,
+    )
+    assert (code, headers.get("location")) == ("308", "https://standin.test/api/v2/media")
+    # /health is exempt from both.
+    assert http_get(host, "http://127.0.0.1:3000/health", proxied=False) == ("200", "OK")
+
+
+def health_codes(host):
+    web = http_get(host, "http://127.0.0.1:3000/health", proxied=False)[0]
+    streaming = http_get(host, "http://127.0.0.1:4000/api/v1/streaming/health", proxied=False)[0]
+    return web, streaming
+
+
+def wait_for_health(host, wanted=("200", "200")):
+    """The codes once they are `wanted` (a stop takes effect after systemctl returns)."""
+    for _ in range(60):
+        codes = health_codes(host)
+        if codes == wanted:
+            return codes
+        time.sleep(2)
+    return codes
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    # Web needs PostgreSQL and Redis (Mastodon's health check); streaming needs Redis.
+    [("redis-server", ("500", "503")), ("postgresql", ("500", "200"))],
+)
+def test_health_follows_redis_and_postgresql(host, service, expected):
+    assert wait_for_health(host) == ("200", "200")
+    assert host.run(f"systemctl stop {service}").rc == 0
+    try:
+        assert wait_for_health(host, expected) == expected
+        assert http_get(host, "http://127.0.0.1:3000/health", proxied=False)[1] != "OK"
+    finally:
+        host.run(f"systemctl start {service}")
+    assert wait_for_health(host) == ("200", "200"), f"no recovery after {service} came back"
 
 
 def test_streaming_health_sends_no_cache_control_like_upstream(host):
@@ -261,6 +354,7 @@ def test_sidekiq_processes_a_job_enqueued_by_the_web(host):
     marker = f"verify-{int(time.time())}"
     out = host.run(
         "curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "
+        "-H 'Host: standin.test' -H 'X-Forwarded-Proto: https' "
         f'-d \'{{"marker":"{marker}"}}\' http://127.0.0.1:3000/api/v1/standin/jobs'
     )
     assert out.stdout.strip() == "202"

@@ -42,8 +42,21 @@ module Standin
 
     BLOCK_FIELDS = %w(domain severity reject_media reject_reports private_comment public_comment obfuscate).freeze
 
+    # app/models/media_attachment.rb: IMAGE_MIME_TYPES, VIDEO_MIME_TYPES and AUDIO_MIME_TYPES,
+    # the content types its attachment validation admits, and the `type` each one gets.
+    MEDIA_TYPES = {
+      'image' => %w(image/jpeg image/png image/gif image/heic image/heif image/webp image/avif),
+      'video' => %w(video/webm video/mp4 video/quicktime video/ogg),
+      'audio' => %w(audio/wave audio/wav audio/x-wav audio/x-pn-wave audio/vnd.wave audio/ogg
+                    audio/vorbis audio/mpeg audio/mp3 audio/webm audio/flac audio/aac audio/m4a
+                    audio/x-m4a audio/mp4 audio/3gpp video/x-ms-asf),
+    }.freeze
+
     def call(env)
       request = Rack::Request.new(env)
+      # The health check asks the database itself, so it runs outside the request's connection.
+      return health(request) if request.path_info == '/health' && %w(GET HEAD).include?(request.request_method)
+
       ActiveRecord::Base.connection_pool.with_connection { dispatch(request) }
     rescue HttpError => e
       json(e.status, error: e.message)
@@ -112,8 +125,32 @@ module Standin
 
     # --- public ------------------------------------------------------------------------
 
+    # 200 `OK` only while PostgreSQL answers a query and Redis answers PING (what Mastodon's
+    # health check looks at: the database and the Redis-backed cache), else 500 with
+    # `health_check failed`, the health_check gem's answer when a check fails.
     def health(_request)
-      [200, HttpHeaders.health.merge('content-type' => 'text/plain; charset=utf-8'), ['OK']]
+      if database_reachable? && redis_reachable?
+        [200, HttpHeaders.health.merge('content-type' => 'text/plain; charset=utf-8'), ['OK']]
+      else
+        [500, HttpHeaders.error.merge('content-type' => 'text/plain; charset=utf-8'), ['health_check failed']]
+      end
+    end
+
+    def database_reachable?
+      ActiveRecord::Base.connection_pool.with_connection { |connection| connection.select_value('SELECT 1') }
+      true
+    rescue StandardError
+      false
+    end
+
+    def redis_reachable?
+      redis = Redis.new(url: Standin.redis_url, connect_timeout: 2, read_timeout: 2, write_timeout: 2,
+                        reconnect_attempts: 0)
+      redis.ping == 'PONG'
+    rescue StandardError
+      false
+    ensure
+      redis&.close
     end
 
     def domain
@@ -198,16 +235,23 @@ module Standin
       html(200, 'Privacy Policy', "<h1>Privacy Policy</h1><section id=\"terms\">#{paragraphs(Setting['site_terms'])}</section>")
     end
 
+    # app/controllers/api/v1/media_controller.rb and api/v2/media_controller.rb:
+    # `doorkeeper_authorize! :write, :'write:media'` and `require_user!`, then the attachment's
+    # content-type validation (422 from Api::BaseController's RecordInvalid handler). Mastodon
+    # detects the type from the file's content; the stand-in trusts the declared one.
     def media_create(request)
+      user = authorize_user!(request, 'write', 'write:media')
       upload = request.params['file']
-      raise HttpError.new(422, 'Validation failed: File must be present') unless upload.is_a?(Hash) && upload[:tempfile]
+      raise HttpError.new(422, "Validation failed: File can't be blank") unless upload.is_a?(Hash) && upload[:tempfile]
 
-      account = Account.local.order(:id).first
-      raise HttpError.new(422, 'No local account to own the upload') if account.nil?
+      content_type = upload[:type].to_s.split(';').first.to_s.strip.downcase
+      kind = MEDIA_TYPES.find { |_, types| types.include?(content_type) }&.first
+      raise HttpError.new(422, 'Validation failed: File content type is invalid, File is invalid') if kind.nil?
 
-      media = MediaAttachment.new(account: account)
-      media.store!(upload[:tempfile], upload[:filename] || 'upload.bin', upload[:type] || 'application/octet-stream')
-      json(200, id: media.id.to_s, type: 'unknown', url: media.url, size: media.file_file_size)
+      media = MediaAttachment.new(account: user.account)
+      media.store!(upload[:tempfile], upload[:filename] || 'upload.bin', content_type)
+      json(200, id: media.id.to_s, type: kind, url: media.url, preview_url: nil, remote_url: nil,
+                text_url: nil, meta: {}, description: nil, blurhash: nil)
     end
 
     def job_create(request)
@@ -220,14 +264,31 @@ module Standin
 
     # --- admin -------------------------------------------------------------------------
 
-    def authorize!(request, scope)
+    # Doorkeeper's answers in Api::BaseController: 401 without a valid token, 403 when the
+    # token has none of the scopes (a parent scope such as `write` covers `write:media`).
+    def doorkeeper_authorize!(request, *scopes)
       header = request.get_header('HTTP_AUTHORIZATION').to_s
       token = header[/\ABearer\s+(\S+)\z/, 1]
       access = token && Doorkeeper::AccessToken.by_token(token)
       raise HttpError.new(401, 'The access token is invalid') if access.nil?
-      raise HttpError.new(403, 'This action is outside the authorized scopes') unless access.includes_scope?(scope)
+      raise HttpError.new(403, 'This action is outside the authorized scopes') unless scopes.any? { |s| access.includes_scope?(s) }
 
-      user = access.resource_owner
+      access
+    end
+
+    # Api::BaseController#require_user!: the token must belong to a user who may sign in.
+    def authorize_user!(request, *scopes)
+      user = doorkeeper_authorize!(request, *scopes).resource_owner
+      raise HttpError.new(422, 'This method requires an authenticated user') if user.nil?
+      raise HttpError.new(403, 'Your login is missing a confirmed e-mail address') if user.confirmed_at.nil?
+      raise HttpError.new(403, 'Your login is currently disabled') if user.disabled
+      raise HttpError.new(403, 'Your login is currently pending approval') unless user.approved
+
+      user
+    end
+
+    def authorize!(request, scope)
+      user = doorkeeper_authorize!(request, scope).resource_owner
       raise HttpError.new(403, 'This action is not allowed') unless user&.role&.can?(:manage_federation)
 
       user
