@@ -166,9 +166,10 @@ def test_a_scenario_with_only_the_safety_check_has_no_test_of_its_own(tmp_path: 
 # test_options.py instead of test_site.py).
 SITE_TEST = "../../site-common/tests/test_site.py"
 HARDENING_TEST = "../../site-common/tests/test_hardening.py"
+MASTODON_STATE_TEST = "../../site-common/tests/test_mastodon_state.py"
 SITE_TESTS = {
-    "site-debian12": (SITE_TEST, HARDENING_TEST),
-    "site-debian13": (SITE_TEST, HARDENING_TEST),
+    "site-debian12": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST),
+    "site-debian13": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST),
     "site-options": (HARDENING_TEST, "test_options.py"),
 }
 

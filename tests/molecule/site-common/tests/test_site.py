@@ -424,9 +424,13 @@ def test_html_page_carries_mastodons_security_headers_and_csp(
 def test_static_file_carries_upstream_nginx_headers(
     host: Any, address: str, pebble_root: Path
 ) -> None:
-    # assets:precompile wrote the manifest; nginx serves it from public/ without asking puma.
-    assert host.file("/home/mastodon/live/public/packs/manifest.json").is_file
-    code, headers, _ = _request(address, pebble_root, "/packs/manifest.json")
+    # assets:precompile wrote Vite's manifest and the digested files it names; nginx serves
+    # them from public/ without asking puma.
+    manifest = json.loads(
+        host.file("/home/mastodon/live/public/packs/.vite/manifest.json").content_string
+    )
+    asset = "/packs/" + next(iter(manifest.values()))["file"]
+    code, headers, _ = _request(address, pebble_root, asset)
     assert code == 200
     assert headers.get("cache-control") == "public, max-age=2419200, must-revalidate"
     assert headers.get("strict-transport-security") == HSTS

@@ -95,20 +95,25 @@ module Standin
       0
     end
 
+    # Like Mastodon 4.4+'s Vite build (config/vite.json: publicOutputDir "packs"): digested files
+    # under public/packs/assets/ and Vite's manifest at public/packs/.vite/manifest.json, each
+    # entry with the sha384 integrity Mastodon's manifest plugin adds.
     def assets_precompile
       out = File.join(Standin.root, 'public/packs')
-      FileUtils.mkdir_p(out)
+      FileUtils.mkdir_p(File.join(out, 'assets'))
+      FileUtils.mkdir_p(File.join(out, '.vite'))
       sources = Dir[File.join(Standin.root, 'app/javascript/**/*')].select { |f| File.file?(f) }.sort
       manifest = {}
       sources.each do |source|
         body = File.read(source)
         name = File.basename(source)
-        digested = "#{File.basename(name, '.*')}-#{Digest::SHA256.hexdigest(body)[0, 16]}#{File.extname(name)}"
+        digested = "assets/#{File.basename(name, '.*')}-#{Digest::SHA256.hexdigest(body)[0, 8]}#{File.extname(name)}"
         File.write(File.join(out, digested), body)
-        manifest[name] = "/packs/#{digested}"
+        src = source.delete_prefix("#{Standin.root}/")
+        manifest[src] = { 'file' => digested, 'name' => File.basename(name, '.*'), 'src' => src, 'isEntry' => true,
+                          'integrity' => "sha384-#{Digest::SHA384.base64digest(body)}" }
       end
-      manifest['version'] = Mastodon::Version.to_s
-      File.write(File.join(out, 'manifest.json'), JSON.pretty_generate(manifest))
+      File.write(File.join(out, '.vite/manifest.json'), JSON.pretty_generate(manifest))
       puts "Compiled #{sources.size} asset(s) for #{Mastodon::Version}"
       0
     end
