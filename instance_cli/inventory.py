@@ -19,7 +19,7 @@ from instance_cli.answers import (
     parse_answers_text,
 )
 from instance_cli.errors import InstanceCliError, ValidationError
-from instance_cli.plan import make_plan
+from instance_cli.plan import connections_needed, make_plan
 from instance_cli.render import GROUPS, VAULT_PATH, main_keys, render_text
 
 MAIN = "group_vars/all/main.yml"
@@ -81,19 +81,27 @@ def _check_main(main: Any, answers: Answers | None, path: Path, problems: list[s
     if not isinstance(main, dict):
         problems.append(f"{MAIN}: expected a mapping of variables")
         return
-    needed, maximum = (
-        main.get("postgresql_connections_needed"),
-        main.get("postgresql_max_connections"),
-    )
-    if not isinstance(needed, int) or not isinstance(maximum, int):
+    # postgresql_connections_needed is an expression over these (the wiring); check its inputs.
+    inputs = [
+        main.get(k)
+        for k in ("mastodon_web_concurrency", "mastodon_max_threads", "mastodon_sidekiq_concurrency")
+    ]
+    ports, maximum = main.get("mastodon_streaming_ports"), main.get("postgresql_max_connections")
+    if (
+        not all(isinstance(v, int) and not isinstance(v, bool) for v in [*inputs, maximum])
+        or not isinstance(ports, list)
+    ):
         problems.append(
-            f"{MAIN}: postgresql_connections_needed/postgresql_max_connections: expected numbers"
+            f"{MAIN}: mastodon_web_concurrency/mastodon_max_threads/mastodon_sidekiq_concurrency/"
+            "postgresql_max_connections: expected numbers, mastodon_streaming_ports: a list"
         )
-    elif needed >= maximum:
-        problems.append(
-            f"{MAIN}: postgresql_max_connections: expected more than the {needed} connections "
-            f"needed (postgresql_connections_needed), got {maximum}"
-        )
+    else:
+        needed = connections_needed(*inputs, len(ports))  # type: ignore[arg-type]
+        if needed >= maximum:  # type: ignore[operator]
+            problems.append(
+                f"{MAIN}: postgresql_max_connections: expected more than the {needed} connections "
+                f"needed (postgresql_connections_needed, from Mastodon's concurrency), got {maximum}"
+            )
     for key in ("nginx_server_name", "mastodon_local_domain", "nginx_local_domain"):
         value = main.get(key)
         if not isinstance(value, str) or not is_domain(value):
