@@ -82,25 +82,34 @@ def _check_main(main: Any, answers: Answers | None, path: Path, problems: list[s
         problems.append(f"{MAIN}: expected a mapping of variables")
         return
     # postgresql_connections_needed is an expression over these (the wiring); check its inputs.
-    inputs = [
-        main.get(k)
-        for k in ("mastodon_web_concurrency", "mastodon_max_threads", "mastodon_sidekiq_concurrency")
-    ]
-    ports, maximum = main.get("mastodon_streaming_ports"), main.get("postgresql_max_connections")
-    if (
-        not all(isinstance(v, int) and not isinstance(v, bool) for v in [*inputs, maximum])
-        or not isinstance(ports, list)
-    ):
+    numbers = {
+        k: main.get(k)
+        for k in (
+            "mastodon_web_concurrency",
+            "mastodon_max_threads",
+            "mastodon_sidekiq_concurrency",
+            "postgresql_max_connections",
+        )
+    }
+    ints = {k: v for k, v in numbers.items() if isinstance(v, int) and not isinstance(v, bool)}
+    ports = main.get("mastodon_streaming_ports")
+    if len(ints) < len(numbers) or not isinstance(ports, list):
         problems.append(
-            f"{MAIN}: mastodon_web_concurrency/mastodon_max_threads/mastodon_sidekiq_concurrency/"
-            "postgresql_max_connections: expected numbers, mastodon_streaming_ports: a list"
+            f"{MAIN}: {'/'.join(numbers)}: expected numbers, mastodon_streaming_ports: a list"
         )
     else:
-        needed = connections_needed(*inputs, len(ports))  # type: ignore[arg-type]
-        if needed >= maximum:  # type: ignore[operator]
+        needed = connections_needed(
+            ints["mastodon_web_concurrency"],
+            ints["mastodon_max_threads"],
+            ints["mastodon_sidekiq_concurrency"],
+            len(ports),
+        )
+        maximum = ints["postgresql_max_connections"]
+        if needed >= maximum:
             problems.append(
-                f"{MAIN}: postgresql_max_connections: expected more than the {needed} connections "
-                f"needed (postgresql_connections_needed, from Mastodon's concurrency), got {maximum}"
+                f"{MAIN}: postgresql_max_connections: expected more than the {needed} "
+                "connections needed (postgresql_connections_needed, from Mastodon's concurrency), "
+                f"got {maximum}"
             )
     for key in ("nginx_server_name", "mastodon_local_domain", "nginx_local_domain"):
         value = main.get(key)

@@ -81,8 +81,12 @@ def test_the_wired_expression_equals_the_cli_sizing(users: int) -> None:
     }
     templar = Templar(loader=DataLoader(), variables=variables)
     value = templar.template(trust_as_template(CONNECTIONS_NEEDED_EXPRESSION))
-    assert value == s.connections_needed == connections_needed(
-        s.web_concurrency, s.max_threads, s.sidekiq_concurrency, s.streaming_processes
+    assert (
+        value
+        == s.connections_needed
+        == connections_needed(
+            s.web_concurrency, s.max_threads, s.sidekiq_concurrency, s.streaming_processes
+        )
     )
     assert value < s.postgresql_max_connections
 

@@ -1,8 +1,9 @@
 """Re-runs of the role: the certificate modules change only what differs.
 
-These tests run the scenario's converge playbook again (once in check mode, once after breaking
-the host on purpose) and read the per-task results from the ansible.posix.json callback. They run
-before test_site.py and test_tls.py (alphabetical order), which then check the repaired host.
+This test runs the scenario's converge playbook again after breaking the host on purpose and
+reads the per-task results from the ansible.posix.json callback (test_check_mode_drift.py checks
+the converged host in check mode). It runs before test_site.py and test_tls.py (alphabetical
+order), which then check the repaired host.
 """
 
 from __future__ import annotations
@@ -13,29 +14,6 @@ from conftest import SERVER_NAME, run_converge, task_results
 TLS_DIR = f"/etc/nginx/tls/{SERVER_NAME}"
 LIVE_DIR = f"/etc/letsencrypt/live/{SERVER_NAME}"
 HOOK = "/etc/letsencrypt/renewal-hooks/deploy/50-reload-nginx"
-CERTIFICATE_TASK_FILES = ("roles/nginx/tasks/certificates.yml", "roles/nginx/tasks/acme.yml")
-
-
-def test_converged_check_run_changes_nothing_and_asks_certbot_for_nothing(
-    named_instance: tuple[str, testinfra.host.Host],
-) -> None:
-    host_name, _ = named_instance
-    document = run_converge(host_name, "--check")
-    stats = document["stats"][host_name]
-    assert stats["changed"] == 0, stats
-    assert stats["failures"] == 0, stats
-    # The certificates were read by modules (stat, x509_certificate_info): both are valid for
-    # the wanted names, so certbot is skipped for every key type.
-    results = task_results(document, host_name)
-    infos = next(r for n, _, r in results if n.startswith("Read the expiry and names"))
-    assert sorted(r["item"]["item"] for r in infos["results"]) == ["ecdsa", "rsa"]
-    request = next(r for n, _, r in results if n.startswith("Request certificates"))
-    assert [r.get("skipped") for r in request["results"]] == [True, True]
-    assert not [
-        n
-        for n, p, r in results
-        if p.split(":")[0].endswith(CERTIFICATE_TASK_FILES) and r.get("changed")
-    ]
 
 
 def test_rerun_repairs_exactly_what_differs(

@@ -1,19 +1,21 @@
 """`ansible-playbook --check --diff` reports drift and nothing else, and never repairs it.
 
-On the converged host check mode reports 0 changed. Then the host drifts in three ways an
-operator could cause (a hand edit of the rendered site, a stopped nginx, a deleted bootstrap
-certificate): check mode names exactly the tasks that would repair them (and the reload the
-changed site notifies), shows the hand edit in its diff, and leaves the host as it found it. A
-real run repairs it, and the next check run reports 0 changed again. Reads the per-task results
-from the ansible.posix.json callback (ansible-core 2.19 has no json callback of its own). Runs
-after test_certificate_rerun.py and before test_site.py/test_tls.py (alphabetical), and leaves
-the host converged whatever happens.
+On the converged hosts check mode reports 0 changed and asks certbot for nothing. Then each host
+drifts in three ways an operator could cause (a hand edit of the rendered site, a stopped nginx,
+a deleted bootstrap certificate): check mode names exactly the tasks that would repair them (and
+the reload the changed site notifies), shows the hand edit in its diff, and leaves the host as it
+found it. A real run repairs it, and the next check run reports 0 changed again. Each run drives
+both containers at once; per-task results come from the ansible.posix.json callback
+(ansible-core 2.19 has no json callback of its own). Runs after test_certificate_rerun.py and
+before test_site.py/test_tls.py (alphabetical), and leaves the hosts converged whatever happens.
 """
 
 from __future__ import annotations
 
+import os
+
 import testinfra
-from conftest import SERVER_NAME, run_converge, task_results
+from conftest import INSTANCES, SERVER_NAME, run_converge, task_results
 
 SITE = "/etc/nginx/sites-available/mastodon.conf"
 BOOTSTRAP = f"/etc/nginx/tls/{SERVER_NAME}/bootstrap-ecdsa-fullchain.pem"
@@ -40,44 +42,64 @@ def host_state(host: testinfra.host.Host) -> tuple[str, bool, bool]:
     )
 
 
-def test_check_diff_names_exactly_the_drift_and_changes_nothing(
-    named_instance: tuple[str, testinfra.host.Host],
-) -> None:
-    host_name, host = named_instance
-    converged = run_converge(host_name, "--check", "--diff")
-    assert converged["stats"][host_name]["changed"] == 0, changed_tasks(converged, host_name)
+def result_of(document: dict[str, object], host_name: str, task: str) -> dict[str, object]:
+    return next(r for n, _, r in task_results(document, host_name) if n == task)
 
-    host.check_output(f"printf '%s\\n' '{DRIFT_MARK}' >> {SITE}")
-    host.check_output("systemctl stop nginx")
-    host.check_output(f"rm {BOOTSTRAP}")
+
+def test_check_diff_names_exactly_the_drift_and_changes_nothing() -> None:
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    hosts = {
+        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+        for name in INSTANCES
+    }
+    converged = run_converge(None, "--check", "--diff")
+    for name in INSTANCES:
+        assert converged["stats"][name]["changed"] == 0, changed_tasks(converged, name)
+        assert converged["stats"][name]["failures"] == 0
+        # Both issued certificates are valid for the wanted names: certbot is not asked.
+        request = next(
+            r for n, _, r in task_results(converged, name) if n.startswith("Request certificates")
+        )
+        assert [r.get("skipped") for r in request["results"]] == [True, True]
+
+    drifted = {}
+    for host in hosts.values():
+        host.check_output(f"printf '%s\\n' '{DRIFT_MARK}' >> {SITE}")
+        host.check_output("systemctl stop nginx")
+        host.check_output(f"rm {BOOTSTRAP}")
     try:
-        drifted = host_state(host)
-        assert drifted[1:] == (False, False)
+        for name, host in hosts.items():
+            drifted[name] = host_state(host)
+            assert drifted[name][1:] == (False, False)
 
-        document = run_converge(host_name, "--check", "--diff")
-        assert changed_tasks(document, host_name) == {
-            SITE_TASK,
-            START_TASK,
-            BOOTSTRAP_TASK,
-            RELOAD_HANDLER,
-        }
-        # The diff shows the hand edit going away.
-        site = next(r for n, _, r in task_results(document, host_name) if n == SITE_TASK)
-        diffs = site["diff"] if isinstance(site["diff"], list) else [site["diff"]]
-        assert any(DRIFT_MARK in d.get("before", "") for d in diffs), diffs
-        assert not any(DRIFT_MARK in d.get("after", "") for d in diffs), diffs
-        # Only the ecdsa bootstrap certificate would be recreated, not the rsa one.
-        bootstrap = next(r for n, _, r in task_results(document, host_name) if n == BOOTSTRAP_TASK)
-        assert [r["item"]["item"] for r in bootstrap["results"] if r.get("changed")] == ["ecdsa"]
-        # Check mode touched nothing.
-        assert host_state(host) == drifted
-        assert DRIFT_MARK in host.file(SITE).content_string
+        document = run_converge(None, "--check", "--diff")
+        for name, host in hosts.items():
+            assert changed_tasks(document, name) == {
+                SITE_TASK,
+                START_TASK,
+                BOOTSTRAP_TASK,
+                RELOAD_HANDLER,
+            }
+            # The diff shows the hand edit going away.
+            site = result_of(document, name, SITE_TASK)
+            diffs = site["diff"] if isinstance(site["diff"], list) else [site["diff"]]
+            assert any(DRIFT_MARK in d.get("before", "") for d in diffs), diffs
+            assert not any(DRIFT_MARK in d.get("after", "") for d in diffs), diffs
+            # Only the ecdsa bootstrap certificate would be recreated, not the rsa one.
+            bootstrap = result_of(document, name, BOOTSTRAP_TASK)
+            recreated = [r["item"]["item"] for r in bootstrap["results"] if r.get("changed")]
+            assert recreated == ["ecdsa"]
+            # Check mode touched nothing.
+            assert host_state(host) == drifted[name]
+            assert DRIFT_MARK in host.file(SITE).content_string
     finally:
-        repaired = run_converge(host_name)
-    assert changed_tasks(repaired, host_name) >= {SITE_TASK, START_TASK, BOOTSTRAP_TASK}
-    assert DRIFT_MARK not in host.file(SITE).content_string
-    assert host.service("nginx").is_running
-    assert host.file(BOOTSTRAP).exists
+        repaired = run_converge(None)
+    for name, host in hosts.items():
+        assert changed_tasks(repaired, name) >= {SITE_TASK, START_TASK, BOOTSTRAP_TASK}
+        assert DRIFT_MARK not in host.file(SITE).content_string
+        assert host.service("nginx").is_running
+        assert host.file(BOOTSTRAP).exists
 
-    after = run_converge(host_name, "--check", "--diff")
-    assert after["stats"][host_name]["changed"] == 0, changed_tasks(after, host_name)
+    after = run_converge(None, "--check", "--diff")
+    for name in INSTANCES:
+        assert after["stats"][name]["changed"] == 0, changed_tasks(after, name)
