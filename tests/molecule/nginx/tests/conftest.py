@@ -99,7 +99,9 @@ def run_converge(host_name: str | None, *extra: str) -> dict[str, Any]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        # Generous for a loaded 2-core machine, where one converge of both containers has
+        # taken over 5 minutes; still bounded.
+        timeout=1500,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
