@@ -19,7 +19,7 @@ from instance_cli.answers import (
     parse_answers_text,
 )
 from instance_cli.errors import InstanceCliError, ValidationError
-from instance_cli.plan import make_plan
+from instance_cli.plan import connections_needed, make_plan
 from instance_cli.render import GROUPS, VAULT_PATH, main_keys, render_text
 
 MAIN = "group_vars/all/main.yml"
@@ -81,19 +81,36 @@ def _check_main(main: Any, answers: Answers | None, path: Path, problems: list[s
     if not isinstance(main, dict):
         problems.append(f"{MAIN}: expected a mapping of variables")
         return
-    needed, maximum = (
-        main.get("postgresql_connections_needed"),
-        main.get("postgresql_max_connections"),
-    )
-    if not isinstance(needed, int) or not isinstance(maximum, int):
-        problems.append(
-            f"{MAIN}: postgresql_connections_needed/postgresql_max_connections: expected numbers"
+    # postgresql_connections_needed is an expression over these (the wiring); check its inputs.
+    numbers = {
+        k: main.get(k)
+        for k in (
+            "mastodon_web_concurrency",
+            "mastodon_max_threads",
+            "mastodon_sidekiq_concurrency",
+            "postgresql_max_connections",
         )
-    elif needed >= maximum:
+    }
+    ints = {k: v for k, v in numbers.items() if isinstance(v, int) and not isinstance(v, bool)}
+    ports = main.get("mastodon_streaming_ports")
+    if len(ints) < len(numbers) or not isinstance(ports, list):
         problems.append(
-            f"{MAIN}: postgresql_max_connections: expected more than the {needed} connections "
-            f"needed (postgresql_connections_needed), got {maximum}"
+            f"{MAIN}: {'/'.join(numbers)}: expected numbers, mastodon_streaming_ports: a list"
         )
+    else:
+        needed = connections_needed(
+            ints["mastodon_web_concurrency"],
+            ints["mastodon_max_threads"],
+            ints["mastodon_sidekiq_concurrency"],
+            len(ports),
+        )
+        maximum = ints["postgresql_max_connections"]
+        if needed >= maximum:
+            problems.append(
+                f"{MAIN}: postgresql_max_connections: expected more than the {needed} "
+                "connections needed (postgresql_connections_needed, from Mastodon's concurrency), "
+                f"got {maximum}"
+            )
     for key in ("nginx_server_name", "mastodon_local_domain", "nginx_local_domain"):
         value = main.get(key)
         if not isinstance(value, str) or not is_domain(value):

@@ -14,10 +14,12 @@ from instance_cli.errors import InstanceCliError
 MIN_USERS = 1
 MAX_USERS = 100_000
 
-# Connections the streaming server's PostgreSQL pool may open (upstream default pool size).
+# Connections each streaming process's PostgreSQL pool may open (upstream default pool size).
 STREAMING_DB_POOL = 10
 # Head-room for tootctl, rails runner, pg_dump and an operator's psql session.
 ADMIN_HEADROOM = 10
+# Port of the first streaming process; one more port per further process.
+STREAMING_FIRST_PORT = 4000
 
 BUDGET_NOTE = (
     "Indicative monthly cost of one VM at common European cloud providers in 2026; the "
@@ -32,6 +34,7 @@ class Sizing:
     web_concurrency: int  # puma worker processes
     max_threads: int  # puma threads per worker
     sidekiq_concurrency: int
+    streaming_processes: int  # one mastodon-streaming@PORT unit each
     streaming_db_pool: int
     admin_headroom: int
     connections_needed: int
@@ -54,20 +57,47 @@ class Sizing:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def streaming_ports(self) -> list[int]:
+        return [STREAMING_FIRST_PORT + i for i in range(self.streaming_processes)]
 
-# tier, users_max, workers, threads, sidekiq, streaming, max_conn, shared_buffers, cache,
+
+def connections_needed(
+    web_concurrency: int, max_threads: int, sidekiq_concurrency: int, streaming_processes: int
+) -> int:
+    """PostgreSQL connections Mastodon opens at most: every puma thread, every Sidekiq thread,
+    each streaming process's pool, and head-room for admin work. The inventory's
+    `postgresql_connections_needed` is the same sum written as a Jinja expression over the
+    mastodon_* variables (templates/main.yml.j2; tests/unit/test_wiring.py keeps them equal)."""
+    return (
+        web_concurrency * max_threads
+        + sidekiq_concurrency
+        + STREAMING_DB_POOL * streaming_processes
+        + ADMIN_HEADROOM
+    )
+
+
+# The same sum as Ansible evaluates it in the inventory, from the roles/mastodon variables the
+# inventory sets (so an operator who lowers the concurrency lowers the connections needed).
+CONNECTIONS_NEEDED_EXPRESSION = (
+    "{{ mastodon_web_concurrency * mastodon_max_threads + mastodon_sidekiq_concurrency"
+    f" + {STREAMING_DB_POOL} * mastodon_streaming_ports | length + {ADMIN_HEADROOM} }}}}"
+)
+
+
+# tier, users_max, workers, threads, sidekiq, streaming processes, max_conn, shared_buffers, cache,
 # work_mem, maintenance, redis, swap, media days, card days, vcpu, ram, disk, cost, pgbouncer, note
 _TIERS: tuple[tuple[Any, ...], ...] = (
-    ("small", 500, 2, 5, 10, STREAMING_DB_POOL, 100, "512MB", "1536MB", "8MB", "128MB",
+    ("small", 500, 2, 5, 10, 1, 100, "512MB", "1536MB", "8MB", "128MB",
      "256mb", 2048, 7, 30, 2, 4, 60, "15-30", False,
      "Fits the budget with room for growth; one VM runs everything."),
-    ("medium", 2000, 3, 5, 25, STREAMING_DB_POOL, 150, "1GB", "3GB", "12MB", "256MB",
+    ("medium", 2000, 3, 5, 25, 1, 150, "1GB", "3GB", "12MB", "256MB",
      "512mb", 4096, 7, 30, 4, 8, 120, "40-60", False,
      "The top of the cooperative's budget; one VM runs everything."),
-    ("large", 10_000, 4, 5, 40, 20, 200, "2GB", "6GB", "16MB", "512MB",
+    ("large", 10_000, 4, 5, 40, 1, 200, "2GB", "6GB", "16MB", "512MB",
      "1gb", 4096, 3, 14, 8, 16, 250, "90-150", True,
      "Above the budget; consider object storage for media and a separate database VM."),
-    ("xlarge", MAX_USERS, 6, 5, 60, 20, 250, "4GB", "12GB", "16MB", "1GB",
+    ("xlarge", MAX_USERS, 6, 5, 60, 1, 250, "4GB", "12GB", "16MB", "1GB",
      "2gb", 4096, 3, 14, 16, 32, 500, "250-400", True,
      "Far above the budget; split groups onto separate hosts (see upstream's scaling guide)."),
 )  # fmt: skip
@@ -85,14 +115,15 @@ def sizing(users: int) -> Sizing:
         (tier, users_max, workers, threads, sidekiq, streaming, max_conn, sb, ecs, wm, mwm,
          redis, swap, media, cards, vcpu, ram, disk, cost, pgbouncer, note) = row  # fmt: skip
         if users <= users_max:
-            needed = workers * threads + sidekiq + streaming + ADMIN_HEADROOM
+            needed = connections_needed(workers, threads, sidekiq, streaming)
             return Sizing(
                 tier=tier,
                 users_max=users_max,
                 web_concurrency=workers,
                 max_threads=threads,
                 sidekiq_concurrency=sidekiq,
-                streaming_db_pool=streaming,
+                streaming_processes=streaming,
+                streaming_db_pool=STREAMING_DB_POOL * streaming,
                 admin_headroom=ADMIN_HEADROOM,
                 connections_needed=needed,
                 postgresql_max_connections=max_conn,

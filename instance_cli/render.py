@@ -11,7 +11,7 @@ import jinja2
 import yaml
 
 from instance_cli.answers import Answers, nest
-from instance_cli.plan import Plan
+from instance_cli.plan import CONNECTIONS_NEEDED_EXPRESSION, STREAMING_DB_POOL, Plan
 
 MAX_LINE = 120  # the repository's yamllint line-length
 VAULT_PATH = "group_vars/all/vault.yml"
@@ -113,6 +113,8 @@ def context(answers: Answers, plan: Plan) -> dict[str, Any]:
         "plan": plan,
         "s": s,
         "ref": vault_ref,
+        "streaming_pool": STREAMING_DB_POOL,
+        "connections_expression": CONNECTIONS_NEEDED_EXPRESSION,
         "groups": GROUPS,
         "staff": [
             {"username": m["username"], "email": m["email"], "role": m["role"]}

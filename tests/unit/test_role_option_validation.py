@@ -39,10 +39,13 @@ MASTODON_BASE: dict[str, Any] = {
 }
 NGINX_BASE: dict[str, Any] = {
     "nginx_server_name": "social.example.edu",
+    "nginx_web_upstream": "127.0.0.1:3000",
+    "nginx_streaming_upstreams": ["127.0.0.1:4000"],
     "nginx_certificate_mode": "provided",
 }
 POSTGRESQL_BASE: dict[str, Any] = {
     "postgresql_mastodon_password": "not-a-real-password",
+    "postgresql_connections_needed": 40,
     "postgresql_pgbouncer_enabled": True,
 }
 COMMON_BASE: dict[str, Any] = {
@@ -88,6 +91,16 @@ CASES: dict[str, tuple[str, dict[str, Any], str | None]] = {
         },
         "not both",
     ),
+    "nginx_without_wired_upstreams": (
+        "nginx",
+        {**NGINX_BASE, "nginx_web_upstream": "", "nginx_streaming_upstreams": []},
+        "wires them from mastodon_web_port and mastodon_streaming_ports",
+    ),
+    "nginx_renamed_streaming_upstream": (
+        "nginx",
+        {**NGINX_BASE, "nginx_streaming_upstream": "127.0.0.1:4000"},
+        "renamed to nginx_streaming_upstreams",
+    ),
     "common_ssh_port_moved_under_ssh": (
         "common",
         {**COMMON_BASE, "common_ssh_port": 2222, "__probe_connection": "ansible.builtin.ssh"},
@@ -109,6 +122,11 @@ CASES: dict[str, tuple[str, dict[str, Any], str | None]] = {
         None,
     ),
     "postgresql_pgbouncer_ok": ("postgresql", POSTGRESQL_BASE, None),
+    "postgresql_connections_needed_not_wired": (
+        "postgresql",
+        {**POSTGRESQL_BASE, "postgresql_connections_needed": 0},
+        "derives it from mastodon_web_concurrency",
+    ),
     "postgresql_pgbouncer_on_the_server_port": (
         "postgresql",
         {**POSTGRESQL_BASE, "postgresql_pgbouncer_port": 5432},

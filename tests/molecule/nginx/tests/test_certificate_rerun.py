@@ -1,100 +1,19 @@
-"""Re-runs of the role: certificate state is read once, and only what differs is changed.
+"""Re-runs of the role: the certificate modules change only what differs.
 
-These tests run the scenario's converge playbook again (once in check mode, once after breaking
-the host on purpose) and read the per-task results from the ansible.posix.json callback. They run
-before test_site.py and test_tls.py (alphabetical order), which then check the repaired host.
+This test runs the scenario's converge playbook again after breaking the host on purpose and
+reads the per-task results from the ansible.posix.json callback (test_check_mode_drift.py checks
+the converged host in check mode). It runs before test_site.py and test_tls.py (alphabetical
+order), which then check the repaired host.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
-import pytest
 import testinfra
-from conftest import INSTANCES, SERVER_NAME
+from conftest import SERVER_NAME, run_converge, task_results
 
 TLS_DIR = f"/etc/nginx/tls/{SERVER_NAME}"
 LIVE_DIR = f"/etc/letsencrypt/live/{SERVER_NAME}"
 HOOK = "/etc/letsencrypt/renewal-hooks/deploy/50-reload-nginx"
-SCENARIO = Path(__file__).resolve().parents[1]
-REPO = SCENARIO.parents[2]
-CERTIFICATE_TASK_FILES = ("roles/nginx/tasks/certificates.yml", "roles/nginx/tasks/acme.yml")
-
-
-def run_converge(host_name: str, *extra: str) -> dict[str, Any]:
-    """Run converge.yml on one container; return the json callback's document."""
-    env = dict(os.environ)
-    # Molecule's provisioner settings (molecule.yml), in case the verifier's environment lacks them.
-    env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
-    env.setdefault("ANSIBLE_ROLES_PATH", str(REPO / "roles"))
-    # Only the json callback: profile_tasks (ansible.cfg) would print between its lines.
-    env.update(
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json"
-    )
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            "--limit",
-            host_name,
-            *extra,
-            str(SCENARIO / "converge.yml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    document: dict[str, Any] = json.loads(result.stdout[result.stdout.index("{") :])
-    return document
-
-
-def task_results(document: dict[str, Any], host_name: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(task name without role prefix, task file path, result) for every task the host ran."""
-    rows = []
-    for play in document["plays"]:
-        for task in play["tasks"]:
-            if host_name in task["hosts"]:
-                name = task["task"]["name"].split(" : ", 1)[-1]
-                rows.append((name, task["task"].get("path", ""), task["hosts"][host_name]))
-    return rows
-
-
-@pytest.fixture(scope="module", params=INSTANCES)
-def named_instance(request: pytest.FixtureRequest) -> tuple[str, testinfra.host.Host]:
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    host = testinfra.get_host(f"ansible://{request.param}?ansible_inventory={inventory}")
-    return request.param, host
-
-
-def test_converged_check_run_changes_nothing_and_reads_certificates_once(
-    named_instance: tuple[str, testinfra.host.Host],
-) -> None:
-    host_name, _ = named_instance
-    document = run_converge(host_name, "--check")
-    stats = document["stats"][host_name]
-    assert stats["changed"] == 0, stats
-    assert stats["failures"] == 0, stats
-    # Of all certificate tasks only the state read touched the host; the rest were skipped.
-    ran = [
-        name
-        for name, path, result in task_results(document, host_name)
-        if path.split(":")[0].endswith(CERTIFICATE_TASK_FILES)
-        and not result.get("skipped")
-        # flush_handlers runs on the controller only.
-        and name != "Serve the ACME challenge before asking for a certificate"
-    ]
-    assert ran == [
-        "Read the certificate state (bootstrap and issued certificates, links, deploy hook, timer)"
-    ]
 
 
 def test_rerun_repairs_exactly_what_differs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import socket
 import ssl
@@ -350,7 +351,12 @@ def test_postgresql_connection_limit_still_holds(host: Any) -> None:
     pool_size = int(
         {r["key"]: r["value"] for r in _pgbouncer_admin(host, "SHOW CONFIG")}["default_pool_size"]
     )
-    needed = int(site.MAIN_VARS["postgresql_connections_needed"])
+    # The number the role was given (the inventory derives it from Mastodon's concurrency), as
+    # the rendered settings file states it.
+    conf = host.check_output("cat /etc/postgresql/*/main/conf.d/50-mastodon.conf")
+    found = re.search(r"sized for (\d+) connections", conf)
+    assert found, conf[:400]
+    needed = int(found.group(1))
     assert needed < max_connections
     assert pool_size < max_connections
     in_use = int(_psql(host, "SELECT count(*) FROM pg_stat_activity"))
