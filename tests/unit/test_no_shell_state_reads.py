@@ -115,9 +115,7 @@ def findings(role: Path) -> list[str]:
 ROLES = sorted(p for p in ROLES_DIR.iterdir() if (p / "tasks").is_dir())
 # roles/mastodon is being moved to plain modules on its own branch (issue 13); strict, so this
 # marker fails the moment that role is clean and must then be removed.
-PENDING = {
-    "mastodon": "stamp files read with grep: being replaced by local facts on its own branch",
-}
+PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
