@@ -632,7 +632,9 @@ def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
     host: Any, container: str
 ) -> None:
     probe = REPO / "tests" / "molecule" / "site-common" / "files" / "streaming_probe.py"
-    copied = _run(["docker", "cp", str(probe), f"{container}:/tmp/site-streaming-probe.py"])
+    # /var/tmp, not /tmp: Debian 13 boots with a tmpfs on /tmp, which hides what `docker cp`
+    # writes into the container's own /tmp.
+    copied = _run(["docker", "cp", str(probe), f"{container}:/var/tmp/site-streaming-probe.py"])
     assert copied.returncode == 0, copied.stderr
     root = host.run("curl -sS -k https://localhost:15000/roots/0 > /tmp/site-pebble-root.pem")
     assert root.rc == 0, root.stderr
@@ -653,7 +655,8 @@ def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
     def run_probe(stream: str, channel: str) -> dict[str, Any]:
         out = host.run(
             f"REDISCLI_AUTH={shlex.quote(password)} timeout 120 python3"
-            f" /tmp/site-streaming-probe.py {shlex.quote(SERVER_NAME)} /tmp/site-pebble-root.pem"
+            f" /var/tmp/site-streaming-probe.py {shlex.quote(SERVER_NAME)}"
+            " /tmp/site-pebble-root.pem"
             f" {shlex.quote(stream)} {shlex.quote(channel)} {shlex.quote(message)} 20"
         )
         assert out.rc == 0, out.stderr[-2000:]
