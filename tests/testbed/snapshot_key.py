@@ -18,7 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
+
+# The roles that playbooks/site.yml applies (and their meta dependencies), not every role in
+# roles/: a role that site.yml does not apply (backup) cannot shape the converged container.
+ROLES_OF_SITE = "roles applied by playbooks/site.yml"
 
 # Repository paths (directories or files) whose contents shape a producer's container. The
 # producer's own tests/ directory and the shared tests are left out: they check the container,
@@ -27,8 +33,8 @@ SHAPED_BY: dict[str, tuple[str, ...]] = {
     "site-debian12": (
         "ansible.cfg",
         "requirements/dev.lock",
-        "roles",
-        "playbooks",
+        ROLES_OF_SITE,
+        "playbooks/site.yml",
         "inventories/example",
         "examples",
         "tests/standin",
@@ -53,6 +59,51 @@ BASE_IMAGE = {"site-debian12": "instance-testbed:debian12"}
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".work"}
 
 
+def _role_names(entries: list[object]) -> list[str]:
+    names = []
+    for entry in entries or []:
+        name = entry if isinstance(entry, str) else (entry or {}).get("role")  # type: ignore[union-attr]
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
+def roles_of(root: Path, playbook: str) -> list[str]:
+    """`roles/<name>` for every role the playbook applies, with their meta dependencies."""
+    if not (root / playbook).is_file():
+        raise FileNotFoundError(f"{playbook}: listed in SHAPED_BY but missing under {root}")
+    plays = yaml.safe_load((root / playbook).read_text(encoding="utf-8")) or []
+    pending = [name for play in plays for name in _role_names(play.get("roles", []))]
+    for play in plays:
+        for task in play.get("tasks", []) or []:
+            for key in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
+                if isinstance(task.get(key), dict):
+                    pending.append(task[key]["name"])
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        if not (root / "roles" / name).is_dir():
+            raise FileNotFoundError(f"roles/{name}: applied by {playbook} but missing under {root}")
+        seen.add(name)
+        meta = root / "roles" / name / "meta" / "main.yml"
+        if meta.exists():
+            deps = (yaml.safe_load(meta.read_text(encoding="utf-8")) or {}).get("dependencies", [])
+            pending.extend(_role_names(deps))
+    return [f"roles/{name}" for name in sorted(seen)]
+
+
+def shaping_paths(producer: str, root: Path) -> list[str]:
+    """The producer's SHAPED_BY entries with ROLES_OF_SITE expanded, in hashing order."""
+    if producer not in SHAPED_BY:
+        raise KeyError(f"unknown snapshot producer {producer!r} (known: {', '.join(SHAPED_BY)})")
+    paths: list[str] = []
+    for rel in SHAPED_BY[producer]:
+        paths.extend(roles_of(root, "playbooks/site.yml") if rel == ROLES_OF_SITE else [rel])
+    return paths
+
+
 def _files(root: Path, rel: str) -> list[Path]:
     path = root / rel
     if not path.exists():
@@ -69,11 +120,10 @@ def _files(root: Path, rel: str) -> list[Path]:
 def snapshot_key(producer: str, root: Path, base_image_id: str) -> str:
     """The hex SHA-256 over the producer's name, its base image id and every shaping file
     (relative path, file mode's executable bit and contents)."""
-    if producer not in SHAPED_BY:
-        raise KeyError(f"unknown snapshot producer {producer!r} (known: {', '.join(SHAPED_BY)})")
+    paths = shaping_paths(producer, root)
     digest = hashlib.sha256()
     digest.update(f"producer={producer}\nbase={base_image_id}\n".encode())
-    for rel in SHAPED_BY[producer]:
+    for rel in paths:
         for path in _files(root, rel):
             name = path.relative_to(root).as_posix()
             executable = "x" if path.stat().st_mode & 0o111 else "-"

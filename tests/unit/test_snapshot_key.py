@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "testbed"))
 
-from snapshot_key import SHAPED_BY, main, snapshot_key  # noqa: E402
+from snapshot_key import SHAPED_BY, main, shaping_paths, snapshot_key  # noqa: E402
 
 RUN_SCENARIOS = ROOT / "tests" / "testbed" / "run-scenarios.sh"
 
@@ -24,7 +24,7 @@ RUN_SCENARIOS = ROOT / "tests" / "testbed" / "run-scenarios.sh"
 def _copy(tmp_path: Path, producer: str) -> Path:
     """A copy of the files that shape the producer's snapshot, nothing else."""
     root = tmp_path / "repo"
-    for rel in SHAPED_BY[producer]:
+    for rel in shaping_paths(producer, ROOT):
         source, target = ROOT / rel, root / rel
         if source.is_dir():
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
@@ -43,8 +43,18 @@ def _snapshot_of() -> dict[str, str]:
 
 @pytest.mark.parametrize("producer", sorted(SHAPED_BY))
 def test_every_shaping_path_exists(producer: str) -> None:
-    missing = [rel for rel in SHAPED_BY[producer] if not (ROOT / rel).exists()]
+    missing = [rel for rel in shaping_paths(producer, ROOT) if not (ROOT / rel).exists()]
     assert not missing
+
+
+def test_the_roles_that_shape_the_site_snapshot_are_the_ones_site_yml_applies() -> None:
+    roles = shaping_paths("site-debian12", ROOT)
+    applied = [
+        f"roles/{name}"
+        for name in ("common", "instance_settings", "mastodon", "nginx", "postgresql", "redis")
+    ]
+    assert [rel for rel in roles if rel.startswith("roles/")] == applied
+    assert "roles/backup" not in roles  # backup.yml applies it, site.yml does not
 
 
 def test_the_key_is_stable_and_follows_every_shaping_change(tmp_path: Path) -> None:
@@ -62,6 +72,15 @@ def test_the_key_is_stable_and_follows_every_shaping_change(tmp_path: Path) -> N
 
     (root / "tests" / "standin" / "new-file.rb").write_text("# shapes the stand-in\n")
     assert snapshot_key("site-debian12", root, "sha256:base") != key
+    (root / "tests" / "standin" / "new-file.rb").unlink()
+
+    # A role that site.yml starts to apply shapes the container from then on.
+    (root / "roles" / "extra" / "tasks").mkdir(parents=True)
+    (root / "roles" / "extra" / "tasks" / "main.yml").write_text("---\n[]\n")
+    assert snapshot_key("site-debian12", root, "sha256:base") == key
+    site = root / "playbooks" / "site.yml"
+    site.write_text(site.read_text() + "\n- hosts: all\n  roles: [{role: extra}]\n")
+    assert snapshot_key("site-debian12", root, "sha256:base") != key
 
 
 def test_files_that_do_not_shape_the_container_leave_the_key_alone(tmp_path: Path) -> None:
@@ -71,6 +90,7 @@ def test_files_that_do_not_shape_the_container_leave_the_key_alone(tmp_path: Pat
     tests.mkdir(parents=True)
     (tests / "test_new.py").write_text("def test_x(): pass\n")
     (root / "README.md").write_text("docs change\n")
+    (root / "playbooks" / "backup.yml").write_text("---\n[]\n")  # not applied by site.yml
     cache = root / "roles" / "mastodon" / "__pycache__"
     cache.mkdir()
     (cache / "x.pyc").write_bytes(b"\0")
