@@ -314,7 +314,7 @@ def interactive_input(owner: str = "", email_domains: str = "", tail: tuple[str,
         "no",  # no third moderator
         "DPO office", "dpo@example-university.edu", "Germany", "Some authority", "",
         "", "", "",  # retention ip/session/media
-        "sftp:backup@backup.example-university.edu:/srv/restic/example", "",  # backup
+        "sftp:backup@backup.example-university.edu:/srv/restic/example", "", "",  # backup
         "smtp.example-university.edu", "", "", "",  # smtp
         "none",  # sso.mode
         "r 6", "a", "Be kind to newcomers.", "", "e 1", "Be respectful.", "keep it short", "done",
@@ -348,6 +348,8 @@ def test_interactive_new_asks_reasks_and_writes(
     assert texts[-1] == "Be kind to newcomers."
     assert len(texts) == 6
     assert answers["retention"] == {"ip_days": 7, "session_days": 30, "media_cache_days": None}
+    assert "Where the vault password and the restic password are also kept" in result.output
+    assert answers["backup"]["escrow"].startswith("the IT service's password manager")
 
 
 def test_interactive_reasks_fields_named_by_cross_checks_and_dash_clears(
