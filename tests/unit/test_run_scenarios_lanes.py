@@ -5,6 +5,7 @@ the real script."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -14,16 +15,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED = ROOT / "tests" / "testbed"
-SCENARIOS = [
-    "bed",
-    "site-debian12",
-    "site-debian13",
-    "site-options",
-    "standin",
-    "nginx",
-    "common",
-    "settings",
-]
+# The runner's own list (ALL_SCENARIOS=( ... ) in run-scenarios.sh), in its order.
+SCENARIOS = re.search(
+    r"^ALL_SCENARIOS=\(\n(.*?)^\)", (TESTBED / "run-scenarios.sh").read_text(), re.S | re.M
+).group(1).split()  # type: ignore[union-attr]
 
 MOLECULE = """#!/bin/bash
 # molecule <action> -s <scenario>
