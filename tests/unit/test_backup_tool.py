@@ -45,7 +45,8 @@ STDERR_014 = {
         "session, error: EOF\n"
     ),
     "11": "unable to create lock in backend: repository is already locked by PID 42 on host\n",
-    "full": "Fatal: unable to save snapshot: sftp: no space left on device\n",
+    "full": "Fatal: unable to save snapshot: no space left on device\n",
+    "refused": 'Fatal: unable to save snapshot: Write: sftp: "Failure" (SSH_FX_FAILURE)\n',
 }
 
 
@@ -60,6 +61,7 @@ def test_restic_014_messages_are_named_by_what_happened(kind: str) -> None:
         "unreachable": "cannot be reached",
         "11": "is locked by another restic process",
         "full": "is full",
+        "refused": "refused a write",
     }[kind]
     assert expected in message
 

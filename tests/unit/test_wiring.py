@@ -145,3 +145,32 @@ def test_a_repeated_literal_would_be_caught(tmp_path: Path) -> None:
         "shims/bundle",
         "postgresql_connections_needed: 37",
     ]
+
+
+# What the backup role saves and where it lives comes from the roles that own it.
+BACKUP_WIRED = {
+    "backup_mastodon_dir": ("/home/mastodon/live", {"mastodon_home": "/srv/m"}, "/srv/m/live"),
+    "backup_mastodon_user": ("mastodon", {"mastodon_user": "social"}, "social"),
+    "backup_command_prefix": (
+        ["/home/mastodon/.rbenv/shims/bundle", "exec"],
+        {"mastodon_ruby_install_method": "system"},
+        [],
+    ),
+    "backup_database": ("mastodon_production", {"mastodon_db_name": "m2"}, "m2"),
+    "backup_database_role": ("mastodon", {"mastodon_db_user": "m2"}, "m2"),
+    "backup_redis_port": (6379, {"redis_port": 6380}, 6380),
+    "backup_redis_data_dir": ("/var/lib/redis", {"redis_data_dir": "/srv/redis"}, "/srv/redis"),
+    "backup_web_port": (3000, {"mastodon_web_port": 3100}, 3100),
+    "backup_web_domain": ("social.example-university.edu", {"mastodon_web_domain": ""},
+                          "example-university.edu"),
+    "backup_institution": ("example", {"coop_institution_slug": "other"}, "other"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BACKUP_WIRED))
+def test_the_backup_role_receives_its_paths_and_ports_from_their_owners(name: str) -> None:
+    now, change, then = BACKUP_WIRED[name]
+    assert str(evaluate(name)) == str(now)
+    assert str(evaluate(name, **change)) == str(then)
+    defaults = yaml.safe_load((REPO / "roles/backup/defaults/main.yml").read_text("utf-8"))
+    assert defaults[name] in ("", 0, None), f"roles/backup repeats {name} in its defaults"

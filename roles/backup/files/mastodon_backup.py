@@ -80,6 +80,9 @@ RESTIC_STDERR: list[tuple[re.Pattern[str], int | str]] = [
         11,
     ),
     (re.compile(r"no space left on device|disk quota exceeded", re.I), "full"),
+    # OpenSSH's SFTP server answers every failed write, a full disk included, with the one
+    # generic status "Failure": restic cannot tell more, so neither can this message.
+    (re.compile(r'Write: sftp: "Failure"|SSH_FX_FAILURE', re.I), "refused"),
     (
         re.compile(
             r"unable to start the sftp session|connection refused|no route to host|"
@@ -97,6 +100,10 @@ RESTIC_STDERR: list[tuple[re.Pattern[str], int | str]] = [
 ]
 RESTIC_KIND_MESSAGE = {
     "full": "the backup target {repo} is full (no space left on device); free space there",
+    "refused": (
+        "the backup server refused a write to {repo} (over SFTP this is how a full disk shows): "
+        "check the free space and the permissions on the backup server"
+    ),
     "unreachable": (
         "the repository {repo} cannot be reached (network, SSH host key or the backup server's "
         "login); check that the backup server is up and accepts this host's key"
@@ -510,13 +517,13 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
     if dump_rc != 0 or restic_rc != 0:
         if snapshot_id:
             forget(restic, [snapshot_id])
-        if restic_rc != 0:
-            _, message = explain_restic(restic_rc, err.text(), restic.repo)
-            raise BackupError(f"database dump: {message}")
-        raise BackupError(
-            f"pg_dump failed (exit {dump_rc}): {dump_err.text().strip() or 'no message'}; "
-            "the partial dump was not kept"
-        )
+        if dump_rc != 0:  # the cause, even when restic then refused an empty snapshot
+            raise BackupError(
+                f"pg_dump failed (exit {dump_rc}): {dump_err.text().strip() or 'no message'}; "
+                "the partial dump was not kept"
+            )
+        _, message = explain_restic(restic_rc, err.text(), restic.repo)
+        raise BackupError(f"database dump: {message}")
     if not snapshot_id:
         raise BackupError("restic stored the database dump but reported no snapshot id")
     return snapshot_id, digest.hexdigest()
@@ -1131,7 +1138,8 @@ SECRETS_RUBY = (
 
 def check_secrets(cfg: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     """Every stored second-factor secret decrypts with the restored Active Record keys."""
-    proc = _as_mastodon(cfg, env, ["bin/rails", "runner", SECRETS_RUBY], timeout=900)
+    rails = f"{cfg['mastodon_dir']}/bin/rails"  # systemd-run wants a path, not one relative to it
+    proc = _as_mastodon(cfg, env, [rails, "runner", SECRETS_RUBY], timeout=900)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         return {"ok": False, "error": f"decrypting with the restored keys failed: {tail[:300]}"}

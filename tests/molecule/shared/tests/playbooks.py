@@ -37,10 +37,12 @@ def run_playbook(
         ANSIBLE_NOCOLOR="1",
         **(env or {}),
     )
+    # The inventory directory: molecule's generated hosts plus the scenario's links (hosts.yml
+    # with the group tree, group_vars, host_vars), as in the scenario's own steps.
     argv = [
         str(REPO / ".venv/bin/ansible-playbook"),
         "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
         str(REPO / "playbooks" / playbook),
         *args,
     ]
@@ -55,6 +57,9 @@ def run_playbook(
             doc = json.loads(proc.stdout[start:])
         except ValueError:
             doc = None
+    if proc.returncode == 0 and doc is not None and not doc.get("stats"):
+        # "no hosts matched" exits 0: a test must never pass on a play that ran nowhere.
+        raise AssertionError(f"{playbook} {' '.join(args)} ran on no host:\n{proc.stdout[-2000:]}")
     return proc.returncode, doc, proc.stdout + proc.stderr
 
 
