@@ -35,7 +35,6 @@ ALL_SCENARIOS=(
   site-debian12
   site-debian13
   site-options
-  standin
   nginx
   common
   settings

@@ -19,7 +19,6 @@ SCENARIOS = [
     "site-debian12",
     "site-debian13",
     "site-options",
-    "standin",
     "nginx",
     "common",
     "settings",
