@@ -187,7 +187,8 @@ def test_env_production_is_private_to_mastodon(host: Any) -> None:
     assert env.user == "mastodon"
     assert env.group == "mastodon"
     # The inventory's values, in the units dotenv reads (retention in seconds, values with
-    # characters dotenv would interpret single-quoted).
+    # characters dotenv would interpret single-quoted). The file holds secrets: no assertion
+    # below may let pytest print its lines.
     lines = env.content_string.splitlines()
     day = 86400
     for line in (
@@ -199,15 +200,17 @@ def test_env_production_is_private_to_mastodon(host: Any) -> None:
         f"SMTP_FROM_ADDRESS='{MAIN_VARS['mastodon_smtp_from_address']}'",
         f"DB_HOST={MAIN_VARS['mastodon_db_host']}",
     ):
-        assert line in lines, f"{line.split('=', 1)[0]} is not {line.split('=', 1)[1]}"
+        found = line in lines
+        assert found, f"{line.split('=', 1)[0]} is not {line.split('=', 1)[1]}"
     # The inventory gives the database user a password: the file carries the vault's (the
     # socket's peer authentication does not use it, PgBouncer would).
     passwords = [x for x in lines if x.startswith("DB_PASS=")]
-    assert passwords == [f"DB_PASS={vault_secret('vault_postgresql_mastodon_password')}"], (
-        "DB_PASS is not the vault's PostgreSQL password"
-    )
+    wanted = f"DB_PASS={vault_secret('vault_postgresql_mastodon_password')}"
+    same = passwords == [wanted]
+    assert same, f"{len(passwords)} DB_PASS lines, none or more than one, or not the vault's"
     names = {x.split("=", 1)[0] for x in lines if "=" in x and not x.startswith("#")}
-    assert not names & {"RAILS_ENV", "PORT", "BIND", "NODE_ENV"}, "these belong in the units"
+    in_units = sorted(names & {"RAILS_ENV", "PORT", "BIND", "NODE_ENV"})
+    assert in_units == [], "these belong in the units"
 
 
 def test_postgresql_runs_the_sizing_tier(host: Any) -> None:

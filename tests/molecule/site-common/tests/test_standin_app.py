@@ -246,8 +246,8 @@ def test_owner_exists_with_owner_role_and_vault_password(host: Any) -> None:
     )
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == f"Owner,true,true,{MAIN_VARS['mastodon_owner_email']}"
-    # The vault's password signs the owner in; any other does not. Passed through the
-    # environment, never on a command line.
+    # The vault's password signs the owner in; any other does not. Handed to Rails in the
+    # environment, never in the Ruby code or an assertion message.
     check = f"print Account.find_local('{OWNER}').user.valid_password?(ENV.fetch('CANDIDATE'))"
     password = vault_secret("vault_mastodon_owner_password")
     right = rails_runner(host, check, env=f"CANDIDATE={shlex.quote(password)}")
@@ -316,7 +316,8 @@ def test_two_factor_canary_decrypts_only_with_the_right_key(host: Any) -> None:
     assert "CANARYOTPSECRET" not in json.dumps(stored)
     primary = vault_secret("vault_mastodon_active_record_encryption_primary_key")
     salt = vault_secret("vault_mastodon_active_record_encryption_key_derivation_salt")
-    assert _decrypt(stored, primary, salt) == b"CANARYOTPSECRET"
+    opened = _decrypt(stored, primary, salt)  # outside the assert: pytest would print the keys
+    assert opened == b"CANARYOTPSECRET"
     with pytest.raises(InvalidTag):
         _decrypt(stored, "aWrongPrimaryKeyOfThirtyTwoChars", salt)
     wrong = rails_runner(
