@@ -36,7 +36,6 @@ ALL_SCENARIOS=(
   site-debian13
   site-options
   backup
-  standin
   nginx
   common
   settings

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tests" / "testbed"))
 
 from scenario_report import Step, judge, main  # noqa: E402
 
-ALL = ["bed", "standin", "site-debian12"]
+ALL = ["bed", "nginx", "site-debian12"]
 
 
 def _steps(*names: str, result: str = "ok") -> list[Step]:
@@ -27,7 +27,7 @@ def test_a_full_run_passes_and_names_nothing_as_not_run() -> None:
 
 
 def test_under_ci_a_run_that_skipped_a_scenario_fails_and_names_it() -> None:
-    verdict = judge(_steps("bed", "standin"), ALL, [], ci=True, budget=100)
+    verdict = judge(_steps("bed", "nginx"), ALL, [], ci=True, budget=100)
     assert not verdict.ok
     assert verdict.not_run == ["site-debian12"]
     assert any(line.startswith("site-debian12") and "NOT RUN" in line for line in verdict.lines)
@@ -36,11 +36,11 @@ def test_under_ci_a_run_that_skipped_a_scenario_fails_and_names_it() -> None:
 def test_outside_ci_a_chosen_subset_passes_but_still_lists_what_did_not_run() -> None:
     verdict = judge(_steps("bed"), ALL, [], ci=False, budget=100)
     assert verdict.ok
-    assert verdict.not_run == ["standin", "site-debian12"]
+    assert verdict.not_run == ["nginx", "site-debian12"]
 
 
 def test_a_failed_scenario_fails_the_report() -> None:
-    steps = [*_steps("bed", "standin"), Step("site-debian12", "FAILED", 3)]
+    steps = [*_steps("bed", "nginx"), Step("site-debian12", "FAILED", 3)]
     assert not judge(steps, ALL, [], ci=False, budget=100).ok
 
 
@@ -71,7 +71,7 @@ def test_the_command_writes_the_json_and_exits_non_zero_on_a_ci_subset(tmp_path:
     code = main(["--out", str(out), "--all", " ".join(ALL), "--ci", "--", "bed=ok=5"])
     assert code == 1
     data = json.loads(out.read_text())
-    assert data["not_run"] == ["standin", "site-debian12"]
+    assert data["not_run"] == ["nginx", "site-debian12"]
     assert data["steps"] == [{"name": "bed", "result": "ok", "seconds": 5}]
 
 

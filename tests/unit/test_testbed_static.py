@@ -167,9 +167,10 @@ def test_a_scenario_with_only_the_safety_check_has_no_test_of_its_own(tmp_path: 
 SITE_TEST = "../../site-common/tests/test_site.py"
 HARDENING_TEST = "../../site-common/tests/test_hardening.py"
 MASTODON_STATE_TEST = "../../site-common/tests/test_mastodon_state.py"
+STANDIN_APP_TEST = "../../site-common/tests/test_standin_app.py"
 SITE_TESTS = {
-    "site-debian12": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST),
-    "site-debian13": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST),
+    "site-debian12": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST, STANDIN_APP_TEST),
+    "site-debian13": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST, STANDIN_APP_TEST),
     "site-options": (HARDENING_TEST, "test_options.py"),
 }
 

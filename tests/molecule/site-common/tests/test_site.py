@@ -8,7 +8,6 @@ container's address on the default bridge network.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
@@ -27,6 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 from site_tokens import role_token
+from site_vault import vault, vault_secret
 from tls_policy import MOZILLA_INTERMEDIATE_TLS12
 
 REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
@@ -34,9 +34,13 @@ SCRATCH = Path(os.environ.get("SITE_TEST_DIR", "/nonexistent"))
 SCENARIO_DIR = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent"))
 EXAMPLE = REPO / "inventories" / "example"
 MAIN_VARS = yaml.safe_load((EXAMPLE / "group_vars" / "all" / "main.yml").read_text())
+# The test-only switches the site scenarios add (the stand-in's release among them).
+OVERRIDES = yaml.safe_load((REPO / "tests/molecule/site-common/test-overrides.yml").read_text())
 SERVER_NAME: str = MAIN_VARS["nginx_server_name"]
 ENV_FILE = "/home/mastodon/live/.env.production"
-LOOPBACK_ONLY_PORTS = (3000, 4000, 5432, 6379)
+# puma and the streaming processes, on the ports the inventory wires into nginx.
+MASTODON_PORTS = (MAIN_VARS["mastodon_web_port"], *MAIN_VARS["mastodon_streaming_ports"])
+LOOPBACK_ONLY_PORTS = (*MASTODON_PORTS, MAIN_VARS["mastodon_db_port"], 6379)
 PUBLIC_PORTS = {22, 80, 443}
 # Everything else something in the container listens on (pebble 14000/15000 and its DNS
 # 8053/8055 listen on all addresses; PgBouncer would use 6432) must be filtered.
@@ -171,6 +175,9 @@ def test_backend_port_listens_on_loopback_only(host: Any, port: int) -> None:
     for sock in on_port:
         address = sock[len("tcp://") :].rsplit(":", 1)[0]
         assert address in {"127.0.0.1", "::1"}, f"port {port} listens on {address}"
+        # The Mastodon units bind BIND=127.0.0.1 and nothing else.
+        if port in MASTODON_PORTS:
+            assert address == "127.0.0.1", f"port {port} listens on {address}"
 
 
 def test_env_production_is_private_to_mastodon(host: Any) -> None:
@@ -179,6 +186,31 @@ def test_env_production_is_private_to_mastodon(host: Any) -> None:
     assert env.mode == 0o600
     assert env.user == "mastodon"
     assert env.group == "mastodon"
+    # The inventory's values, in the units dotenv reads (retention in seconds, values with
+    # characters dotenv would interpret single-quoted). The file holds secrets: no assertion
+    # below may let pytest print its lines.
+    lines = env.content_string.splitlines()
+    day = 86400
+    for line in (
+        f"LOCAL_DOMAIN={MAIN_VARS['mastodon_local_domain']}",
+        f"WEB_DOMAIN={MAIN_VARS['mastodon_web_domain']}",
+        f"IP_RETENTION_PERIOD={MAIN_VARS['mastodon_ip_retention_days'] * day}",
+        f"SESSION_RETENTION_PERIOD={MAIN_VARS['mastodon_session_retention_days'] * day}",
+        f"EMAIL_DOMAIN_ALLOWLIST='{'|'.join(MAIN_VARS['mastodon_email_domain_allowlist'])}'",
+        f"SMTP_FROM_ADDRESS='{MAIN_VARS['mastodon_smtp_from_address']}'",
+        f"DB_HOST={MAIN_VARS['mastodon_db_host']}",
+    ):
+        found = line in lines
+        assert found, f"{line.split('=', 1)[0]} is not {line.split('=', 1)[1]}"
+    # The inventory gives the database user a password: the file carries the vault's (the
+    # socket's peer authentication does not use it, PgBouncer would).
+    passwords = [x for x in lines if x.startswith("DB_PASS=")]
+    wanted = f"DB_PASS={vault_secret('vault_postgresql_mastodon_password')}"
+    same = passwords == [wanted]
+    assert same, f"{len(passwords)} DB_PASS lines, none or more than one, or not the vault's"
+    names = {x.split("=", 1)[0] for x in lines if "=" in x and not x.startswith("#")}
+    in_units = sorted(names & {"RAILS_ENV", "PORT", "BIND", "NODE_ENV"})
+    assert in_units == [], "these belong in the units"
 
 
 def test_postgresql_runs_the_sizing_tier(host: Any) -> None:
@@ -224,7 +256,7 @@ def test_redis_requires_the_password(host: Any) -> None:
 
 def _redis_config(host: Any, name: str) -> str:
     """What the running Redis says (CONFIG GET), authenticated with the vault's password."""
-    password = _vault_secret("vault_redis_password")
+    password = vault_secret("vault_redis_password")
     out = host.run(
         f"REDISCLI_AUTH={shlex.quote(password)} redis-cli -h 127.0.0.1 --raw CONFIG GET {name}"
     )
@@ -438,14 +470,28 @@ def test_static_file_carries_upstream_nginx_headers(
     assert "x-cached" not in headers, "a static file must not go through the proxy"
 
 
-def test_landing_page_says_it_is_the_stand_in(address: str, pebble_root: Path) -> None:
+def test_landing_page_says_it_is_the_stand_in(host: Any, address: str, pebble_root: Path) -> None:
     code, headers, body = _request(address, pebble_root, "/")
     assert code == 200, body[:300]
-    assert headers.get("content-type", "").startswith("text/html")
+    assert headers.get("content-type") == "text/html; charset=utf-8"
     assert "Mastodon stand-in" in body
     assert "It is not Mastodon" in body
     assert MAIN_VARS["instance_settings_title"] in body
+    version = OVERRIDES["mastodon_version"].removeprefix("v")
+    assert f"Imitating Mastodon {version} on {SERVER_NAME}" in body
     assert "content-security-policy" in headers
+    # HEAD to the app itself: the same status and headers, no page (curl -I writes the
+    # headers where the body would go).
+    out = host.run(
+        "curl -sS -I -o /tmp/.site-head -w '%{http_code}' --max-time 30"
+        f" -H 'Host: {SERVER_NAME}' -H 'X-Forwarded-Proto: https'"
+        f" http://127.0.0.1:{MAIN_VARS['mastodon_web_port']}/"
+    )
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "200"
+    head = host.file("/tmp/.site-head").content_string
+    assert "content-type: text/html; charset=utf-8" in head.lower()
+    assert "<html" not in head
 
 
 def _role_token(host: Any, app_name: str, scopes: str) -> str:
@@ -513,6 +559,12 @@ def test_media_upload_refuses_no_token_a_wrong_scope_and_a_wrong_type(
             assert json.loads(body) == answer
     code, body = _curl(address, pebble_root, "/api/v2/media", *media, *as_binary)
     assert "content type is invalid" in json.loads(body)["error"]
+    # write:media itself admits the image; the answer is private API JSON.
+    code, headers, body = _request(address, pebble_root, "/api/v2/media", *media, *as_png)
+    assert code == 200, body[:300]
+    assert json.loads(body)["type"] == "image"
+    assert headers.get("cache-control") == "private, no-store"
+    assert headers.get("content-security-policy") == API_CSP
     # The parent scope `write` covers write:media, on both API versions.
     for version in ("v1", "v2"):
         code, body = _curl(address, pebble_root, f"/api/{version}/media", *writer, *as_png)
@@ -551,7 +603,7 @@ def test_app_authorizes_the_host_and_redirects_plain_http_like_mastodon(host: An
         sent = [h for h in (host_header, https) if h]
         code, headers, body = _app_request(host, 3000, "/about", *sent)
         assert code == 403, (host_header, code)
-        assert headers.get("content-type", "").startswith("text/html")
+        assert headers.get("content-type") == "text/html; charset=utf-8"
         assert "Blocked host" in body
     # Plain HTTP (no X-Forwarded-Proto: https): config.force_ssl redirects to the same URL
     # over https, 301 for GET and 308 for other methods.
@@ -559,8 +611,10 @@ def test_app_authorizes_the_host_and_redirects_plain_http_like_mastodon(host: An
     assert (code, headers.get("location")) == (301, f"https://{SERVER_NAME}/about?x=1")
     code, headers, _ = _app_request(host, 3000, "/api/v2/media", right, method="POST")
     assert (code, headers.get("location")) == (308, f"https://{SERVER_NAME}/api/v2/media")
-    # /health is exempt from both, as upstream excludes it (the role's own health probe).
+    # /health is exempt from both, as upstream excludes it (the role's own health probe):
+    # another Host, or none at all, over plain HTTP.
     assert _app_request(host, 3000, "/health", "Host: evil.example")[::2] == (200, "OK")
+    assert _app_request(host, 3000, "/health")[::2] == (200, "OK")
 
 
 def test_nginx_sends_the_host_and_https_the_app_requires(address: str, pebble_root: Path) -> None:
@@ -615,6 +669,7 @@ def test_health_probes_fail_while_a_backing_service_is_stopped(
     assert host.run(f"systemctl stop {service}").rc == 0
     try:
         assert _wait_for_health(host, expected) == expected
+        assert _app_request(host, 3000, "/health")[2] != "OK"
         # The health gate through nginx sees the same answers.
         web_gate = health_gate(address, pebble_root, "/health")
         streaming_gate = health_gate(address, pebble_root, "/api/v1/streaming/health")
@@ -650,7 +705,7 @@ def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
     }
     # The shape Mastodon's FanOutOnWriteService publishes on timeline:public.
     message = json.dumps({"event": "update", "payload": status, "queued_at": 1767225600000})
-    password = _vault_secret("vault_redis_password")
+    password = vault_secret("vault_redis_password")
 
     def run_probe(stream: str, channel: str) -> dict[str, Any]:
         out = host.run(
@@ -763,26 +818,8 @@ def _ssh(address: str) -> list[str]:
 # --- secrets and state on the controller --------------------------------------------------
 
 
-@functools.cache
-def _vault() -> dict[str, Any]:
-    """The example institution's vault, decrypted once with its test-only password."""
-    from ansible.constants import DEFAULT_VAULT_ID_MATCH
-    from ansible.parsing.vault import VaultLib, VaultSecret
-
-    password = (REPO / "examples" / "example-university.vault-pass").read_bytes().strip()
-    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password))])
-    values: dict[str, Any] = yaml.safe_load(
-        vault.decrypt((EXAMPLE / "group_vars" / "all" / "vault.yml").read_bytes())
-    )
-    return values
-
-
-def _vault_secret(name: str) -> str:
-    return str(_vault()[name])
-
-
 def _vault_values() -> list[str]:
-    return [str(v) for v in _vault().values() if v not in (None, "")]
+    return [str(v) for v in vault().values() if v not in (None, "")]
 
 
 def test_verbose_ansible_output_contains_no_secret() -> None:

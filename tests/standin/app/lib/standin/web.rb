@@ -184,7 +184,9 @@ module Standin
 
     def instance_v2(_request)
       mode = Setting['registrations_mode']
-      public_json(domain: domain, title: Setting['site_title'], version: Mastodon::Version.to_s,
+      # InstancePresenter#domain is LOCAL_DOMAIN (the accounts' domain), not the web domain.
+      public_json(domain: ENV.fetch('LOCAL_DOMAIN', domain), title: Setting['site_title'],
+                  version: Mastodon::Version.to_s,
                   source_url: 'https://example.invalid/mastodon-standin',
                   description: Setting['site_short_description'],
                   usage: { users: { active_month: User.count } },
