@@ -1011,11 +1011,78 @@ def _install_files(cfg: dict[str, Any], manifest: dict[str, Any], staging: Path)
     rdb_source = staging / manifest["redis_dump"].lstrip("/")
     redis_dir = Path(cfg["redis_data_dir"])
     if rdb_source.is_file():
-        aof = redis_dir / "appendonlydir"
-        if aof.exists():  # Redis would load the append-only files and ignore the restored RDB
-            shutil.rmtree(aof)
         shutil.move(str(rdb_source), str(redis_dir / "dump.rdb"))
         shutil.chown(redis_dir / "dump.rdb", "redis", "redis")
+        redis_config = Path(cfg.get("redis_config", "/etc/redis/redis.conf"))
+        if re.search(r"^\s*appendonly\s+yes\b", redis_config.read_text(encoding="utf-8"), re.M):
+            rebuild_append_only_file(cfg, redis_config)
+
+
+def rebuild_append_only_file(cfg: dict[str, Any], redis_config: Path) -> None:
+    """With appendonly on, Redis loads its append-only files and ignores dump.rdb (an empty
+    or missing AOF means an empty data set). So load the restored dump.rdb into a private Redis
+    (no TCP port, AOF off), switch the AOF on there, which rewrites it from the data, and shut
+    it down; the real unit then starts from that AOF. Redis itself must be stopped."""
+    redis_dir = Path(cfg["redis_data_dir"])
+    shutil.rmtree(redis_dir / "appendonlydir", ignore_errors=True)
+    socket_path = redis_dir / "restore.sock"
+    env = dict(os.environ)
+    password_file = Path(cfg["redis_password_file"])
+    if password_file.exists():
+        env["REDISCLI_AUTH"] = password_file.read_text(encoding="utf-8").strip()
+    server = subprocess.Popen(
+        ["runuser", "-u", "redis", "--", "redis-server", str(redis_config), "--port", "0",
+         "--unixsocket", str(socket_path), "--unixsocketperm", "700", "--appendonly", "no",
+         "--daemonize", "no", "--supervised", "no", "--logfile", "",
+         "--pidfile", str(redis_dir / "restore.pid")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log = Drain(server.stdout) if server.stdout else None
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run(
+            ["redis-cli", "--no-auth-warning", "-s", str(socket_path), *args],
+            capture_output=True, text=True, check=False, env=env, timeout=60,
+        )  # fmt: skip
+        return proc.stdout.strip()
+
+    try:
+        deadline = time.monotonic() + 120
+        while cli("PING") != "PONG":
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise BackupError(
+                    "Redis would not start on the restored dump.rdb: "
+                    + (log.text()[-500:] if log else "")
+                )
+            time.sleep(0.5)
+        cli("CONFIG", "SET", "appendonly", "yes")
+        deadline = time.monotonic() + 600
+        while True:
+            info = dict(
+                line.split(":", 1)
+                for line in cli("INFO", "persistence").splitlines()
+                if ":" in line
+            )
+            done = info.get("aof_enabled") == "1" and info.get("aof_rewrite_in_progress") == "0"
+            if done and info.get("aof_rewrite_scheduled") == "0":
+                if info.get("aof_last_bgrewrite_status") != "ok":
+                    raise BackupError("Redis could not write its append-only file from dump.rdb")
+                break
+            if time.monotonic() > deadline:
+                raise BackupError("Redis did not finish its append-only file in time")
+            time.sleep(0.5)
+        cli("SHUTDOWN", "SAVE")
+        server.wait(timeout=120)
+        # As the unit's UMask=007 would have made them: nothing for other users.
+        for path in [redis_dir / "dump.rdb", redis_dir / "appendonlydir",
+                     *(redis_dir / "appendonlydir").iterdir()]:  # fmt: skip
+            path.chmod(0o770 if path.is_dir() else 0o660)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=60)
+        socket_path.unlink(missing_ok=True)
+        (redis_dir / "restore.pid").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- drill

@@ -76,7 +76,12 @@ def sh(
 
 
 def restic_json(container: str, *args: str) -> Any:
-    return json.loads(sh(container, f"{restic(container)} {shlex.join(args)} --json").stdout)
+    """restic's --json output: one document, or one per line (`ls`)."""
+    out = sh(container, f"{restic(container)} {shlex.join(args)} --json").stdout.strip()
+    try:
+        return json.loads(out)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def fact(container: str) -> dict[str, Any]:
@@ -478,11 +483,12 @@ def test_a_dump_killed_half_way_never_becomes_a_good_looking_snapshot() -> None:
     )
     killed = sh(
         SOURCE,
-        # Half-way: once pg_dump has written its first megabyte (bounded: 60 s).
-        "for i in $(seq 1 1200); do for p in $(pgrep -x pg_dump); do "
-        "w=$(awk '/^wchar/ {print $2}' /proc/$p/io 2>/dev/null); "
-        'if [ "${w:-0}" -gt 1048576 ]; then kill -9 $p && echo killed && exit 0; fi; done; '
-        "sleep 0.05; done; exit 1",
+        # Half-way: once the relay (mastodon-backup, root) has passed restic the dump's first
+        # megabyte; pg_dump's own /proc/PID/io is not readable without CAP_SYS_PTRACE.
+        "for i in $(seq 1 1200); do r=$(pgrep -f 'mastodon-backup run' | head -1); "
+        "w=$(awk '/^wchar/ {print $2}' /proc/${r:-0}/io 2>/dev/null); p=$(pgrep -x pg_dump); "
+        'if [ -n "$p" ] && [ "${w:-0}" -gt 1048576 ]; then kill -9 $p && echo killed && exit 0; '
+        "fi; sleep 0.05; done; exit 1",
         timeout=120,
         check=False,
     )
