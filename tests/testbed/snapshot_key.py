@@ -62,7 +62,7 @@ _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", "node_modules",
 def _role_names(entries: list[object]) -> list[str]:
     names = []
     for entry in entries or []:
-        name = entry if isinstance(entry, str) else (entry or {}).get("role")  # type: ignore[union-attr]
+        name = entry.get("role") if isinstance(entry, dict) else entry
         if isinstance(name, str):
             names.append(name)
     return names

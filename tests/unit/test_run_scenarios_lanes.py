@@ -16,9 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED = ROOT / "tests" / "testbed"
 # The runner's own list (ALL_SCENARIOS=( ... ) in run-scenarios.sh), in its order.
-SCENARIOS = re.search(
+_LISTED = re.search(
     r"^ALL_SCENARIOS=\(\n(.*?)^\)", (TESTBED / "run-scenarios.sh").read_text(), re.S | re.M
-).group(1).split()  # type: ignore[union-attr]
+)
+assert _LISTED is not None, "ALL_SCENARIOS=( ... ) missing in run-scenarios.sh"
+SCENARIOS = _LISTED.group(1).split()
 
 MOLECULE = """#!/bin/bash
 # molecule <action> -s <scenario>
