@@ -10,12 +10,10 @@ the server changes.
 
 from __future__ import annotations
 
-import configparser
 import csv
 import json
-import os
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,11 @@ import pytest
 import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SCENARIO.parent / "shared" / "tests"))
+
+from playbooks import run_playbook  # noqa: E402
+from playbooks import task_results as shared_task_results  # noqa: E402
+
 REPO = SCENARIO.parents[2]
 HOST = "is-settings-debian12"
 LIVE = "/home/mastodon/live"
@@ -31,58 +34,16 @@ TRICKY = "#{system('id')}"
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def quiet_config() -> str:
-    """The repository's ansible.cfg without the timing callback, so stdout is one JSON document."""
-    config = configparser.ConfigParser(interpolation=None)
-    config.read(REPO / "ansible.cfg")
-    config.remove_option("defaults", "callbacks_enabled")
-    directory = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
-    path = directory / "settings-test-ansible.cfg"
-    with path.open("w") as handle:
-        config.write(handle)
-    return str(path)
-
-
 def playbook(*args: str) -> tuple[int, dict[str, Any] | None, str]:
     """Run playbooks/settings.yml against the scenario's inventory; JSON result and raw text."""
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=quiet_config(),
-        ANSIBLE_ROLES_PATH=str(REPO / "roles"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        MOLECULE_SCENARIO_DIRECTORY=str(SCENARIO),
+    return run_playbook(
+        "settings.yml", *args, timeout=900, env={"MOLECULE_SCENARIO_DIRECTORY": str(SCENARIO)}
     )
-    argv = [
-        str(REPO / ".venv/bin/ansible-playbook"),
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        str(REPO / "playbooks/settings.yml"),
-        *args,
-    ]
-    proc = subprocess.run(
-        argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False
-    )
-    text = proc.stdout + proc.stderr
-    start = proc.stdout.find("{")
-    doc = None
-    if start >= 0:
-        try:
-            doc = json.loads(proc.stdout[start:])
-        except ValueError:
-            doc = None
-    return proc.returncode, doc, text
 
 
 def task_results(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Task name -> this host's result."""
-    out = {}
-    for play in doc["plays"]:
-        for task in play["tasks"]:
-            result = task["hosts"].get(HOST)
-            if result is not None:
-                out[task["task"]["name"]] = result
-    return out
+    return shared_task_results(doc, HOST)
 
 
 def changes(results: dict[str, dict[str, Any]], fragment: str) -> list[dict[str, Any]]:
