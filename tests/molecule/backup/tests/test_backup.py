@@ -232,6 +232,14 @@ def test_backup_playbook_saves_a_complete_tagged_run_without_the_remote_cache() 
 # --- restore onto a fresh server ---------------------------------------------------------
 
 
+def test_check_mode_on_a_fresh_server_predicts_the_set_up_and_changes_nothing() -> None:
+    rc, doc, text = run_playbook("backup.yml", "--limit", TARGET, "--check", "--diff")
+    assert rc == 0, text[-4000:]
+    assert doc is not None and doc["stats"][TARGET]["changed"] > 0  # it would install things
+    assert sh(TARGET, "test -e /usr/local/sbin/mastodon-backup", check=False).returncode != 0
+    assert sh(TARGET, "test -e /etc/mastodon-backup/config.json", check=False).returncode != 0
+
+
 def test_restore_onto_a_fresh_server_loses_nothing() -> None:
     assert sh(TARGET, "test -e /usr/local/sbin/mastodon-backup", check=False).returncode != 0
     assert table_counts(TARGET)["statuses"] == 0  # the fresh server: site.yml only
