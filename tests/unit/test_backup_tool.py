@@ -221,3 +221,32 @@ def test_the_configuration_refuses_names_that_are_not_plain_sql(tmp_path: Path) 
         mb.load_config(path)
     with pytest.raises(mb.BackupError, match=r"run playbooks/backup\.yml first"):
         mb.load_config(tmp_path / "missing.json")
+
+
+class _StubRestic:
+    repo = "/r"
+
+    def __init__(self, snapshots: list[dict[str, object]]) -> None:
+        self._snapshots = snapshots
+
+    def snapshots(self) -> list[dict[str, object]]:
+        return self._snapshots
+
+
+def test_a_restore_names_its_run_by_latest_run_id_or_snapshot_id() -> None:
+    stub = _StubRestic(
+        [
+            _snap("a", "database", "2026-11-30T03:00:00Z", "d1aaaa"),
+            _snap("a", "files", "2026-11-30T03:01:00Z", "f1aaaa"),
+            _snap("b", "database", "2026-12-01T03:00:00Z", "d2bbbb"),
+            _snap("b", "files", "2026-12-01T03:02:00Z", "f2bbbb"),
+            _snap("c", "database", "2026-12-01T09:00:00Z", "d3cccc"),
+        ]
+    )
+    assert mb.resolve(stub, "latest")["run"] == "b"
+    assert mb.resolve(stub, "a")["files"] == "f1aaaa"
+    assert mb.resolve(stub, "d1aa")["run"] == "a"  # a snapshot id prefix names its run
+    with pytest.raises(mb.BackupError, match="no complete backup run 'c'"):
+        mb.resolve(stub, "c")  # only its database part exists
+    with pytest.raises(mb.BackupError, match="holds no complete backup run"):
+        mb.resolve(_StubRestic([]), "latest")

@@ -18,7 +18,6 @@ import json
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -598,8 +597,8 @@ def test_a_full_backup_target_fails_clearly_and_harms_no_earlier_snapshot() -> N
 
 
 def test_freshness_turns_red_when_the_newest_complete_backup_is_too_old() -> None:
-    """A scratch local repository whose only complete run is 30 hours old, then one of now: the
-    age comes from the repository, not from a status file."""
+    """A scratch local-path repository whose only complete run is 30 hours old, then a real
+    backup into it: the age comes from the repository, not from a status file."""
     sh(SOURCE, "rm -rf /var/tmp/fresh-repo /var/tmp/fresh.fact")
     write_config(SOURCE, "/etc/mastodon-backup/fresh.json", repository="/var/tmp/fresh-repo",
                  sftp_command="", fact_file="/var/tmp/fresh.fact")  # fmt: skip
@@ -607,33 +606,34 @@ def test_freshness_turns_red_when_the_newest_complete_backup_is_too_old() -> Non
     env = "MASTODON_BACKUP_CONFIG=/etc/mastodon-backup/fresh.json"
     r = "restic --repo /var/tmp/fresh-repo --password-file /etc/mastodon-backup/restic-password"
 
-    def complete_run(run: str, when: str) -> None:
+    def complete_run(run: str, hours_ago: int) -> None:
         for part in ("database", "files"):
+            when = f"$(date -d '{hours_ago} hours ago' '+%Y-%m-%d %H:%M:%S')"  # the host's zone
             sh(
                 SOURCE,
-                f"echo {part} | {r} backup --stdin --stdin-filename {part} --time "
-                f"{shlex.quote(when)} --tag institution=example,run={run},part={part}",
+                f'echo {part} | {r} backup --stdin --stdin-filename {part} --time "{when}" '
+                f"--tag institution=example,run={run},part={part}",
             )
 
     try:
-        complete_run(
-            "old", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 30 * 3600))
-        )
+        complete_run("old", 30)
         stale = sh(SOURCE, f"{env} mastodon-backup freshness", check=False)
         assert stale.returncode != 0 and "STALE" in stale.stderr and "30." in stale.stderr
         assert json.loads(sh(SOURCE, "cat /var/tmp/fresh.fact").stdout)["fresh"] is False
-        complete_run("new", time.strftime("%Y-%m-%d %H:%M:%S"))
+        # A real backup into this local-path repository makes it fresh.
+        sh(SOURCE, f"{env} mastodon-backup run", timeout=1800)
+        made = json.loads(sh(SOURCE, "cat /var/tmp/fresh.fact").stdout)["last_good_run"]
         fresh = sh(SOURCE, f"{env} mastodon-backup freshness", check=False)
         assert fresh.returncode == 0, fresh.stderr
         assert json.loads(sh(SOURCE, "cat /var/tmp/fresh.fact").stdout)["fresh"] is True
-        # A run with only its database part is not a complete backup: "new" stays the newest.
+        # A run with only its database part is not a complete backup: the real one stays newest.
         sh(
             SOURCE,
             f"echo x | {r} backup --stdin --stdin-filename database --tag "
             "institution=example,run=half,part=database",
         )
         sh(SOURCE, f"{env} mastodon-backup freshness")
-        assert json.loads(sh(SOURCE, "cat /var/tmp/fresh.fact").stdout)["newest_run"] == "new"
+        assert json.loads(sh(SOURCE, "cat /var/tmp/fresh.fact").stdout)["newest_run"] == made
     finally:
         sh(
             SOURCE,
