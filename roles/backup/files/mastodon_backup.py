@@ -347,24 +347,17 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' ORDER BY c.relname;"""
 
 
+# psql as postgres (peer authentication on the socket), unaligned, stopping at the first error.
+PSQL = ["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1"]
+
+
 class PsqlSession:
     """One psql session as postgres: a REPEATABLE READ transaction whose snapshot pg_dump
     shares, so the row counts recorded are exactly those of the dump."""
 
     def __init__(self, database: str) -> None:
         self.proc = subprocess.Popen(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "psql",
-                "-XAtq",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                database,
-            ],
+            [*PSQL, "-d", database],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -410,20 +403,7 @@ def row_counts(session: PsqlSession) -> dict[str, int]:
 
 def psql_value(database: str, sql: str) -> str:
     proc = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            "psql",
-            "-XAtq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            database,
-            "-c",
-            sql,
-        ],
+        [*PSQL, "-d", database, "-c", sql],
         capture_output=True,
         text=True,
         check=False,
