@@ -185,7 +185,7 @@ def read_fact(cfg: dict[str, Any]) -> dict[str, Any]:
 def journal(level: str, message: str) -> None:
     """One line for the journal: systemd reads the <N> prefix as the syslog priority."""
     prefix = {"err": "<3>", "warning": "<4>", "info": "<6>"}[level]
-    print(f"{prefix}mastodon-backup: {message}", file=sys.stderr if level != "info" else sys.stdout)
+    print(f"{prefix}mastodon-backup: {message}", file=sys.stderr)  # stdout is for JSON
 
 
 # --------------------------------------------------------------------------- restic
