@@ -192,10 +192,10 @@ def test_a_failing_pg_dump_never_stays_a_snapshot_with_restic_014(fake_restic: P
 
 def test_a_good_dump_is_relayed_whole_and_hashed(fake_restic: Path) -> None:
     dump = ["sh", "-c", "head -c 3000000 /dev/zero"]
-    snapshot, sha = mb._relay_dump(_restic(), dump, ["--tag", "run=x,part=database"])
+    snapshot, sha, size = mb._relay_dump(_restic(), dump, ["--tag", "run=x,part=database"])
     assert snapshot == "5ab5ab5a"
     stored = Path(str(fake_restic) + ".stdin").read_bytes()
-    assert len(stored) == 3000000
+    assert len(stored) == 3000000 == size
     import hashlib
 
     assert sha == hashlib.sha256(stored).hexdigest()
@@ -250,3 +250,24 @@ def test_a_restore_names_its_run_by_latest_run_id_or_snapshot_id() -> None:
         mb.resolve(stub, "c")  # only its database part exists
     with pytest.raises(mb.BackupError, match="holds no complete backup run"):
         mb.resolve(_StubRestic([]), "latest")
+
+
+def test_unchanged_uploads_keep_their_checksum_and_changed_ones_are_hashed_again(
+    tmp_path: Path,
+) -> None:
+    system, cache = tmp_path / "system", tmp_path / "sums.json"
+    (system / "m").mkdir(parents=True)
+    (system / "m" / "a.png").write_bytes(b"a")
+    (system / "m" / "b.png").write_bytes(b"b")
+    first = mb.upload_checksums(system, cache)
+    # A stale entry with the right stamp would be believed: prove the cache is what is used...
+    entries = json.loads(cache.read_text())
+    entries["m/a.png"][3] = "cached"
+    cache.write_text(json.dumps(entries))
+    assert mb.upload_checksums(system, cache)["m/a.png"] == "cached"
+    # ... and that a rewritten file (new size and time) is hashed again.
+    (system / "m" / "a.png").write_bytes(b"a changed")
+    again = mb.upload_checksums(system, cache)
+    assert again["m/a.png"] not in ("cached", first["m/a.png"])
+    assert again["m/b.png"] == first["m/b.png"]
+    assert again == mb.upload_checksums(system)  # the same as hashing everything

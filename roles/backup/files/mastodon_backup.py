@@ -433,14 +433,17 @@ def database_counts(name: str) -> dict[str, int]:
 
 def backup_database(cfg: dict[str, Any], restic: Restic, tags: list[str]) -> dict[str, Any]:
     """Dump PostgreSQL into restic; return the snapshot id, the dump's checksum and the row
-    counts. A dump that failed or does not read back identically never stays a snapshot."""
+    counts. A dump that failed or was not stored whole never stays a snapshot. pg_dump -Fc
+    -Z0: restic compresses, and an uncompressed dump deduplicates from one night to the next
+    where a compressed one changes throughout."""
     session = PsqlSession(cfg["database"])
     try:
         session.ask("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;")
         (snapshot_name,) = session.ask("SELECT pg_export_snapshot();")
         counts = row_counts(session)
         dump = [
-            "runuser", "-u", "postgres", "--", "pg_dump", "-Fc", f"--snapshot={snapshot_name}",
+            "runuser", "-u", "postgres", "--", "pg_dump", "-Fc",
+            "-Z0", f"--snapshot={snapshot_name}",
             cfg["database"],
         ]  # fmt: skip
         tag_args = ["--tag", ",".join([*tags, "part=database"])]
@@ -454,15 +457,24 @@ def backup_database(cfg: dict[str, Any], restic: Restic, tags: list[str]) -> dic
                 _, message = explain_restic(proc.returncode, proc.stderr, restic.repo)
                 raise BackupError(f"database dump: {message}")
             snapshot_id = summary_id(proc.stdout)
-            sent_sha = None
+            sent: tuple[str, int] | None = None
         else:
-            snapshot_id, sent_sha = _relay_dump(restic, dump, tag_args)
+            snapshot_id, sent_sha, sent_size = _relay_dump(restic, dump, tag_args)
+            sent = (sent_sha, sent_size)
     finally:
         session.close()
     try:
-        stored_sha, stored_size = restic.dump_to(snapshot_id, f"/{DUMP_NAME}", _NullSink())
-        if sent_sha is not None and stored_sha != sent_sha:
-            raise BackupError("the stored database dump differs from what pg_dump wrote")
+        if sent is None:
+            # --stdin-from-command: read the stored dump back for its checksum.
+            stored_sha, stored_size = restic.dump_to(snapshot_id, f"/{DUMP_NAME}", _NullSink())
+        else:
+            # The relay hashed every byte it handed restic; restic's listing must show exactly
+            # that many stored (restic itself addresses the content by its SHA-256).
+            stored_sha, stored_size = sent[0], stored_file_size(restic, snapshot_id)
+            if stored_size != sent[1]:
+                raise BackupError(
+                    f"restic stored {stored_size} bytes of a {sent[1]}-byte database dump"
+                )
         if stored_size == 0:
             raise BackupError("the stored database dump is empty")
     except BackupError:
@@ -471,7 +483,16 @@ def backup_database(cfg: dict[str, Any], restic: Restic, tags: list[str]) -> dic
     return {"snapshot": snapshot_id, "sha256": stored_sha, "bytes": stored_size, "rows": counts}
 
 
-def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[str, str]:
+def stored_file_size(restic: Restic, snapshot_id: str) -> int:
+    for line in restic.run("ls", "--json", snapshot_id).stdout.splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            node = json.loads(line)
+            if isinstance(node, dict) and node.get("path") == f"/{DUMP_NAME}":
+                return int(node.get("size", 0))
+    raise BackupError(f"snapshot {snapshot_id} holds no /{DUMP_NAME}")
+
+
+def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[str, str, int]:
     """restic < 0.17: pg_dump | restic --stdin through this process, which sees pg_dump's exit
     status (plain --stdin would store a failed dump as a good snapshot) and hashes the bytes."""
     producer = subprocess.Popen(dump, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -482,10 +503,11 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
     assert producer.stdout and producer.stderr and consumer.stdin and consumer.stdout
     assert consumer.stderr
     dump_err, out, err = Drain(producer.stderr), Drain(consumer.stdout), Drain(consumer.stderr)
-    digest = hashlib.sha256()
+    digest, size = hashlib.sha256(), 0
     try:
         while chunk := producer.stdout.read(CHUNK):
             digest.update(chunk)
+            size += len(chunk)
             consumer.stdin.write(chunk)
     except BrokenPipeError:
         producer.kill()
@@ -506,7 +528,7 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
         raise BackupError(f"database dump: {message}")
     if not snapshot_id:
         raise BackupError("restic stored the database dump but reported no snapshot id")
-    return snapshot_id, digest.hexdigest()
+    return snapshot_id, digest.hexdigest(), size
 
 
 class _NullSink:
@@ -548,20 +570,27 @@ def redis_save(cfg: dict[str, Any]) -> Path:
             raise BackupError(f"Redis {args[0]}: {(proc.stdout + proc.stderr).strip()}")
         return proc.stdout.strip()
 
+    def persistence() -> dict[str, str]:
+        return dict(
+            line.split(":", 1) for line in cli("INFO", "persistence").splitlines() if ":" in line
+        )
+
+    saves_before = persistence().get("rdb_saves")  # Redis 7 counts saves; older ones do not
     before = int(cli("LASTSAVE"))
-    time.sleep(1.1)  # LASTSAVE counts seconds: a save in the same second would look old
+    if saves_before is None:
+        time.sleep(1.1)  # LASTSAVE counts seconds: a save in the same second would look old
     answer = cli("BGSAVE")
     if "started" not in answer and "scheduled" not in answer and "in progress" not in answer:
         raise BackupError(f"Redis BGSAVE: {answer}")
     deadline = time.monotonic() + cfg.get("redis_save_timeout", 600)
     while time.monotonic() < deadline:
-        info = dict(
-            line.split(":", 1) for line in cli("INFO", "persistence").splitlines() if ":" in line
+        info = persistence()
+        newer = (
+            int(info["rdb_saves"]) > int(saves_before)
+            if saves_before is not None and "rdb_saves" in info
+            else int(info.get("rdb_last_save_time", 0)) > before
         )
-        if (
-            info.get("rdb_bgsave_in_progress") == "0"
-            and int(info.get("rdb_last_save_time", 0)) > before
-        ):
+        if info.get("rdb_bgsave_in_progress") == "0" and newer:
             if info.get("rdb_last_bgsave_status") != "ok":
                 raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status is not ok)")
             return Path(cfg["redis_data_dir"]) / "dump.rdb"
@@ -569,9 +598,16 @@ def redis_save(cfg: dict[str, Any]) -> Path:
     raise BackupError("Redis BGSAVE did not finish in time")
 
 
-def upload_checksums(system_dir: Path) -> dict[str, str]:
-    """sha256 of every upload under public/system, the remote media cache left out."""
+def upload_checksums(system_dir: Path, cache_file: Path | None = None) -> dict[str, str]:
+    """sha256 of every upload under public/system, the remote media cache left out. With a
+    cache file, a file whose size, modification time and inode are unchanged since the last run
+    keeps its checksum (uploads are written once), as restic itself decides what to read."""
     sums: dict[str, str] = {}
+    known: dict[str, list[Any]] = {}
+    if cache_file is not None:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            known = json.loads(cache_file.read_text(encoding="utf-8"))
+    seen: dict[str, list[Any]] = {}
     if not system_dir.is_dir():
         return sums
     for root, dirs, files in os.walk(system_dir):
@@ -582,7 +618,14 @@ def upload_checksums(system_dir: Path) -> dict[str, str]:
             path = Path(root) / name
             if path.is_symlink() or not path.is_file():
                 continue
-            sums[path.relative_to(system_dir).as_posix()] = file_sha256(path)
+            rel = path.relative_to(system_dir).as_posix()
+            st = path.stat()
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+            old = known.get(rel)
+            sums[rel] = str(old[3]) if old and old[:3] == stamp else file_sha256(path)
+            seen[rel] = [*stamp, sums[rel]]
+    if cache_file is not None:
+        cache_file.write_text(json.dumps(seen), encoding="utf-8")
     return sums
 
 
@@ -665,7 +708,7 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
             "redis_dump": str(rdb),
             "database": {k: database[k] for k in ("snapshot", "sha256", "bytes")},
             "rows": database["rows"],
-            "uploads": upload_checksums(system),
+            "uploads": upload_checksums(system, Path(cfg["state_dir"]) / "upload-sums.json"),
         }
         manifest_path = Path(cfg["state_dir"]) / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
@@ -696,20 +739,29 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
     }
 
 
+PRUNE_EVERY_DAYS = 7  # the weekly check prunes; see apply_retention
+
+
 def apply_retention(cfg: dict[str, Any], restic: Restic) -> None:
     """The inventory's daily/weekly/monthly counts, then nothing older than the privacy
-    policy's retention, then prune."""
+    policy's retention. Pruning (which rewrites packs) is the weekly check's job, except when a
+    snapshot forgotten now is so old that its data would outlive the retention until then."""
     keep = cfg["keep"]
-    args = ["forget", "--tag", f"institution={cfg['institution']}", "--group-by", "host,paths"]
+    args = ["forget", "--json", "--tag", f"institution={cfg['institution']}",
+            "--group-by", "host,paths"]  # fmt: skip
     for period in ("daily", "weekly", "monthly"):
         if int(keep.get(period, 0)) > 0:
             args += [f"--keep-{period}", str(keep[period])]
-    restic.run(*args)
+    out = restic.run(*args).stdout
+    groups = json.loads(out[out.index("[") :]) if "[" in out else []
+    removed = [snap for group in groups or [] for snap in group.get("remove") or []]
     limit = utcnow() - dt.timedelta(days=int(cfg["retention_days"]))
-    expired = [s["id"] for s in restic.snapshots() if parse_time(s["time"]) < limit]
+    expired = [s for s in restic.snapshots() if parse_time(s["time"]) < limit]
     if expired:
-        restic.run("forget", *expired)
-    restic.run("prune", timeout=6 * 3600)
+        restic.run("forget", *[s["id"] for s in expired])
+    soon = limit + dt.timedelta(days=PRUNE_EVERY_DAYS)
+    if any(parse_time(s["time"]) < soon for s in [*removed, *expired]):
+        restic.run("prune", timeout=6 * 3600)
 
 
 # --------------------------------------------------------------------------- freshness, check
@@ -751,6 +803,7 @@ def cmd_check(cfg: dict[str, Any], args: argparse.Namespace) -> int:
         with exclusive(cfg):
             with contextlib.suppress(BackupError):
                 restic.run("unlock")  # only the locks of processes that are gone
+            restic.run("prune", timeout=12 * 3600)  # what the nightly forget left behind
             read = (
                 ["--read-data"] if args.read_all else [f"--read-data-subset={cfg['check_subset']}"]
             )
