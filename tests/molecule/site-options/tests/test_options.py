@@ -35,6 +35,7 @@ OPTIONS = yaml.safe_load(
 )
 SSH_PORT = int(OPTIONS["common_ssh_port"])
 PGBOUNCER_PORT = int(OPTIONS["mastodon_db_port"])
+site.DB_HOST = OPTIONS["mastodon_db_host"]  # Mastodon connects through PgBouncer here
 TLS = SCRATCH / "tls"
 TLS_DIR = f"/etc/nginx/tls/{SERVER_NAME}"
 PROVIDED_KEY = f"{TLS_DIR}/provided-privkey.pem"
