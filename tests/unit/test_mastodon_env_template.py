@@ -13,19 +13,9 @@ from typing import Any
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from cli_testlib import EXAMPLE_INVENTORY, REPO
+from cli_testlib import EXAMPLE_INVENTORY, REPO, trusted
 
 ROLE = REPO / "roles" / "mastodon"
-
-
-def _trusted(value: Any) -> Any:
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trusted(v) for k, v in value.items()}
-    return value
 
 
 def render_env(**changes: Any) -> list[str]:
@@ -40,7 +30,7 @@ def render_env(**changes: Any) -> list[str]:
         "ansible_managed": "Ansible managed",
         **changes,
     }
-    templar = Templar(loader=DataLoader(), variables=_trusted(variables))
+    templar = Templar(loader=DataLoader(), variables=trusted(variables))
     text = (ROLE / "templates" / "env.production.j2").read_text(encoding="utf-8")
     return str(templar.template(trust_as_template(text))).splitlines()
 

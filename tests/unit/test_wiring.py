@@ -16,29 +16,19 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from cli_testlib import EXAMPLE_INVENTORY, REPO
+from cli_testlib import EXAMPLE_INVENTORY, REPO, trusted
 
 from instance_cli.plan import CONNECTIONS_NEEDED_EXPRESSION, connections_needed, sizing
 
 MAIN = EXAMPLE_INVENTORY / "group_vars" / "all" / "main.yml"
 
 
-def _trusted(value: Any) -> Any:
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trusted(v) for k, v in value.items()}
-    return value
-
-
 def evaluate(name: str, **changes: Any) -> Any:
     """The value Ansible gives `name` from the example inventory, with some sources changed
     (as host_vars or -e would change them)."""
     variables = {**yaml.safe_load(MAIN.read_text(encoding="utf-8")), **changes}
-    templar = Templar(loader=DataLoader(), variables=_trusted(variables))
-    return templar.template(_trusted(variables[name]))
+    templar = Templar(loader=DataLoader(), variables=trusted(variables))
+    return templar.template(trusted(variables[name]))
 
 
 def test_connections_needed_follows_mastodons_concurrency() -> None:
@@ -58,8 +48,8 @@ def follows_concurrency(variables: dict[str, Any]) -> bool:
     lower = {**variables, "mastodon_sidekiq_concurrency": 4}
     values = []
     for candidate in (base, lower):
-        templar = Templar(loader=DataLoader(), variables=_trusted(candidate))
-        values.append(templar.template(_trusted(candidate["postgresql_connections_needed"])))
+        templar = Templar(loader=DataLoader(), variables=trusted(candidate))
+        values.append(templar.template(trusted(candidate["postgresql_connections_needed"])))
     return bool(values[0] != values[1])
 
 
