@@ -246,8 +246,23 @@ def test_a_restore_names_its_run_by_latest_run_id_or_snapshot_id() -> None:
     assert mb.resolve(stub, "latest")["run"] == "b"
     assert mb.resolve(stub, "a")["files"] == "f1aaaa"
     assert mb.resolve(stub, "d1aa")["run"] == "a"  # a snapshot id prefix names its run
-    with pytest.raises(mb.BackupError, match="no complete backup run 'c'"):
-        mb.resolve(stub, "c")  # only its database part exists
+    with pytest.raises(mb.BackupError, match="at least 4 characters"):
+        mb.resolve(stub, "c")  # not a complete run's id, and too short for a snapshot id
+    with pytest.raises(mb.BackupError, match="at least 4 characters"):
+        mb.resolve(stub, "")  # an empty name never means "the newest"
+    with pytest.raises(mb.BackupError, match="no complete backup run 'd3cc'"):
+        mb.resolve(stub, "d3cc")  # run c has only its database part
+    with pytest.raises(mb.BackupError, match="names more than one run"):
+        mb.resolve(
+            _StubRestic(
+                [
+                    *stub.snapshots(),
+                    _snap("z", "database", "2026-12-01T10:00:00Z", "d1aaab"),
+                    _snap("z", "files", "2026-12-01T10:01:00Z", "f9"),
+                ]
+            ),
+            "d1aa",
+        )
     with pytest.raises(mb.BackupError, match="holds no complete backup run"):
         mb.resolve(_StubRestic([]), "latest")
 

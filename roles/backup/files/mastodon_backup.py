@@ -327,11 +327,26 @@ def resolve(restic: Restic, wanted: str) -> dict[str, Any]:
         raise BackupError(f"the repository {restic.repo} holds no complete backup run")
     if wanted == "latest":
         return complete[0]
-    for run in complete:
-        if wanted == run["run"] or any(
-            run[part].startswith(wanted) for part in ("database", "files")
-        ):
-            return run
+    exact = [run for run in complete if run["run"] == wanted]
+    if exact:
+        return exact[0]
+    if len(wanted) < 4:
+        raise BackupError(
+            f"give `latest`, a run id or at least 4 characters of a snapshot id, not {wanted!r}"
+        )
+    matches = [
+        run
+        for run in complete
+        if wanted == run["run"]
+        or run["database"].startswith(wanted)
+        or run["files"].startswith(wanted)
+    ]
+    if len(matches) > 1:
+        raise BackupError(
+            f"{wanted!r} names more than one run: {', '.join(r['run'] for r in matches)}"
+        )
+    if matches:
+        return matches[0]
     raise BackupError(
         f"no complete backup run {wanted!r} in {restic.repo} (newest: {complete[0]['run']}); "
         "give `latest`, a run id or a snapshot id"
@@ -503,13 +518,14 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
     assert producer.stdout and producer.stderr and consumer.stdin and consumer.stdout
     assert consumer.stderr
     dump_err, out, err = Drain(producer.stderr), Drain(consumer.stdout), Drain(consumer.stderr)
-    digest, size = hashlib.sha256(), 0
+    digest, size, restic_died = hashlib.sha256(), 0, False
     try:
         while chunk := producer.stdout.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
             consumer.stdin.write(chunk)
     except BrokenPipeError:
+        restic_died = True  # restic stopped reading: its error is the cause, not pg_dump's
         producer.kill()
     finally:
         with contextlib.suppress(BrokenPipeError):
@@ -519,7 +535,7 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
     if dump_rc != 0 or restic_rc != 0:
         if snapshot_id:
             forget(restic, [snapshot_id])
-        if dump_rc != 0:  # the cause, even when restic then refused an empty snapshot
+        if dump_rc != 0 and not restic_died:  # the cause, even if restic refused an empty one
             raise BackupError(
                 f"pg_dump failed (exit {dump_rc}): {dump_err.text().strip() or 'no message'}; "
                 "the partial dump was not kept"
@@ -557,7 +573,7 @@ def redis_save(cfg: dict[str, Any]) -> Path:
     """BGSAVE, then wait (bounded) until Redis reports a newer, successful save."""
     env = dict(os.environ)
     password_file = Path(cfg["redis_password_file"])
-    if password_file.exists():
+    if password_file.exists() and password_file.read_text(encoding="utf-8").strip():
         env["REDISCLI_AUTH"] = password_file.read_text(encoding="utf-8").strip()
 
     def cli(*args: str) -> str:
@@ -645,6 +661,20 @@ def mastodon_release(cfg: dict[str, Any]) -> str:
         return "unknown"
 
 
+def job_running(cfg: dict[str, Any]) -> bool:
+    """Whether a mastodon-backup job holds the lock now."""
+    lock_path = Path(cfg["state_dir"]) / "lock"
+    if not lock_path.exists():
+        return False
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
+
+
 @contextlib.contextmanager
 def exclusive(cfg: dict[str, Any]) -> Iterator[None]:
     """One mastodon-backup job at a time on this host (timer and playbook alike)."""
@@ -661,13 +691,14 @@ def exclusive(cfg: dict[str, Any]) -> Iterator[None]:
 def cmd_run(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     restic = Restic(cfg)
     started = utcnow()
-    update_fact(cfg, last_attempt_at=iso(started), last_result="running")
     try:
         with exclusive(cfg):
+            update_fact(cfg, last_attempt_at=iso(started), last_result="running")
             result = _run(cfg, restic, started)
-    except BackupError as err:
-        update_fact(cfg, last_result="failed", last_error=str(err), last_failed_at=iso(utcnow()))
-        journal("err", f"backup FAILED: {err}")
+    except (BackupError, OSError, subprocess.SubprocessError, ValueError) as err:
+        message = str(err) if isinstance(err, BackupError) else f"unexpected {err!r}"
+        update_fact(cfg, last_result="failed", last_error=message, last_failed_at=iso(utcnow()))
+        journal("err", f"backup FAILED: {message}")
         return 1
     update_fact(cfg, last_result="ok", last_error="", **result)
     journal("info", f"backup {result['last_good_run']} done: {result['last_good_snapshots']}")
@@ -746,6 +777,18 @@ def apply_retention(cfg: dict[str, Any], restic: Restic) -> None:
     """The inventory's daily/weekly/monthly counts, then nothing older than the privacy
     policy's retention. Pruning (which rewrites packs) is the weekly check's job, except when a
     snapshot forgotten now is so old that its data would outlive the retention until then."""
+    # Parts of runs that never completed (a run killed half-way) would count as a day's newest
+    # snapshot in their group and push out that day's complete run: forget them first. This
+    # runs under the lock, after a good run, so no run of this host is in progress.
+    snapshots = restic.snapshots()
+    complete = {snap for run in runs(snapshots) for snap in (run["database"], run["files"])}
+    orphans = [
+        s["id"] for s in snapshots
+        if "part=database" in (s.get("tags") or []) or "part=files" in (s.get("tags") or [])
+        if s["id"] not in complete and f"host={cfg['host']}" in (s.get("tags") or [])
+    ]  # fmt: skip
+    if orphans:
+        restic.run("forget", *orphans)
     keep = cfg["keep"]
     args = ["forget", "--json", "--tag", f"institution={cfg['institution']}",
             "--group-by", "host,paths"]  # fmt: skip
@@ -772,14 +815,27 @@ def cmd_freshness(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     max_age = float(cfg["max_age_hours"])
     now = utcnow()
     try:
-        complete = runs(Restic(cfg).snapshots())
+        mine = [
+            s for s in Restic(cfg).snapshots() if f"host={cfg['host']}" in (s.get("tags") or [])
+        ]
+        complete = runs(mine)
         if not complete:
-            raise BackupError("the repository holds no complete backup run")
+            raise BackupError(f"the repository holds no complete backup run of {cfg['host']}")
         newest = complete[0]
         age = (now - newest["time"]).total_seconds() / 3600
         fresh = age <= max_age
         message = f"newest complete backup {newest['run']} is {age:.1f} h old (limit {max_age:g} h)"
         last = read_fact(cfg)
+        if last.get("last_result") == "running" and not job_running(cfg):
+            # Killed (SIGKILL, OOM, power) before it could say so: that is a failure too.
+            killed = "the backup ended without finishing (killed or crashed)"
+            update_fact(
+                cfg,
+                last_result="failed",
+                last_failed_at=last.get("last_attempt_at"),
+                last_error=killed,
+            )
+            last = read_fact(cfg)
         if last.get("last_result") == "failed":
             # A failing backup is loud at once, not only a day later.
             fresh = False
@@ -803,11 +859,12 @@ def cmd_check(cfg: dict[str, Any], args: argparse.Namespace) -> int:
         with exclusive(cfg):
             with contextlib.suppress(BackupError):
                 restic.run("unlock")  # only the locks of processes that are gone
-            restic.run("prune", timeout=12 * 3600)  # what the nightly forget left behind
             read = (
                 ["--read-data"] if args.read_all else [f"--read-data-subset={cfg['check_subset']}"]
             )
             restic.run("check", *read, timeout=12 * 3600)
+            # What the nightly forget left behind, only in a repository that just passed.
+            restic.run("prune", timeout=12 * 3600)
     except BackupError as err:
         update_fact(cfg, last_check_at=now, last_check_result="failed", last_check_error=str(err))
         journal("err", f"repository check FAILED: {err}")
@@ -818,9 +875,37 @@ def cmd_check(cfg: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def cmd_repo_status(cfg: dict[str, Any], args: argparse.Namespace) -> int:
-    state = repo_state(Restic(cfg), cfg["institution"])
+    restic = Restic(cfg)
+    state = repo_state(restic, cfg["institution"])
+    if state["state"] == "ok":
+        remember_repository(cfg, restic)
+    elif state["state"] == "missing" and restic.repo in known_repositories(cfg):
+        state = {"state": "lost", "message": (
+            f"{restic.repo} held this host's backups and cannot be found now: bring it back "
+            "instead of starting an empty one")}  # fmt: skip
     print(json.dumps(state))
     return 0 if state["state"] in ("ok", "missing") else 1
+
+
+def known_repositories(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Repositories this host has used: URL -> {id, since}. A repository that goes missing
+    later (an unmounted disk, a wrong bucket) is never silently replaced by a new one."""
+    try:
+        known: dict[str, Any] = json.loads(
+            (Path(cfg["state_dir"]) / "repositories.json").read_text(encoding="utf-8")
+        )
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return known
+
+
+def remember_repository(cfg: dict[str, Any], restic: Restic) -> None:
+    known = known_repositories(cfg)
+    if restic.repo not in known:
+        repo_id = json.loads(restic.run("cat", "config").stdout).get("id", "")
+        known[restic.repo] = {"id": repo_id, "since": iso(utcnow())}
+        path = Path(cfg["state_dir"]) / "repositories.json"
+        path.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def cmd_init(cfg: dict[str, Any], args: argparse.Namespace) -> int:
@@ -830,7 +915,19 @@ def cmd_init(cfg: dict[str, Any], args: argparse.Namespace) -> int:
         print(json.dumps(state))
         journal("err", f"not initialising: {state['message']}")
         return 1
+    used = known_repositories(cfg).get(restic.repo)
+    if used:
+        message = (
+            f"not initialising: {restic.repo} held this host's backups since {used['since']} "
+            f"(repository id {used['id'][:12]}) and cannot be found now; bring it back (mount, "
+            "credentials, path) instead of starting an empty one. To really start a new one, "
+            f"remove it from {Path(cfg['state_dir']) / 'repositories.json'}"
+        )
+        print(json.dumps({"state": "missing", "message": message}))
+        journal("err", message)
+        return 1
     restic.run("init")
+    remember_repository(cfg, restic)
     print(json.dumps({"state": "initialised", "message": f"initialised {restic.repo}"}))
     return 0
 
@@ -874,20 +971,24 @@ def cmd_holds_data(cfg: dict[str, Any], args: argparse.Namespace) -> int:
         has_table = psql_value(cfg["database"], "SELECT to_regclass('public.statuses') IS NOT NULL")
         if has_table == "t":
             statuses = int(psql_value(cfg["database"], "SELECT count(*) FROM statuses"))
-    uploads = len(upload_checksums(Path(cfg["mastodon_dir"]) / "public" / "system"))
+    system = Path(cfg["mastodon_dir"]) / "public" / "system"
+    uploads = sum(
+        1 for p in system.rglob("*") if p.is_file() and p.relative_to(system).parts[0] != "cache"
+    ) if system.is_dir() else 0  # fmt: skip
     print(json.dumps({"statuses": statuses, "uploads": uploads}))
     return 0
 
 
 def restore_database(
     cfg: dict[str, Any], restic: Restic, run: dict[str, Any], manifest: dict[str, Any],
-    target: str, jobs: int,
-) -> None:  # fmt: skip
+    target: str, jobs: int, swap: bool = True,
+) -> str:  # fmt: skip
     """Into target_restoring first; only a complete pg_restore replaces target, so a failed
-    restore leaves the database that was there untouched."""
+    restore leaves the database that was there untouched. With swap=False the caller swaps
+    (swap_database) once everything else is in place. Returns the name restored into."""
     need = int(manifest["database"]["bytes"] * 1.1) + (64 << 20)
     tmp_dir = Path(cfg["restore_tmp_dir"])
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     free = shutil.disk_usage(tmp_dir).free
     if free < need:
         raise BackupError(
@@ -897,8 +998,8 @@ def restore_database(
     staging = f"{target}_restoring"
     dump_path = tmp_dir / f"{run['run']}.dump"
     try:
-        with dump_path.open("wb") as sink:
-            os.chmod(dump_path, 0o600)
+        fd = os.open(dump_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as sink:
             sha, _ = restic.dump_to(run["database"], f"/{DUMP_NAME}", sink)
         if sha != manifest["database"]["sha256"]:
             raise BackupError(
@@ -919,20 +1020,26 @@ def restore_database(
                 str(dump_path),
             ]
         )
-        if database_exists(target):
-            terminate = (
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "  # noqa: S608 (SQL_NAME only)
-                f"WHERE datname = '{target}'"
-            )
-            psql_value("postgres", terminate)
-            psql_value("postgres", f'DROP DATABASE "{target}"')
-        psql_value("postgres", f'ALTER DATABASE "{staging}" RENAME TO "{target}"')
+        if swap:
+            swap_database(staging, target)
     except BackupError:
         with contextlib.suppress(BackupError):
             psql_value("postgres", f'DROP DATABASE IF EXISTS "{staging}"')
         raise
     finally:
         dump_path.unlink(missing_ok=True)
+    return target if swap else staging
+
+
+def swap_database(staging: str, target: str) -> None:
+    if database_exists(target):
+        terminate = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "  # noqa: S608 (SQL_NAME only)
+            f"WHERE datname = '{target}'"
+        )
+        psql_value("postgres", terminate)
+        psql_value("postgres", f'DROP DATABASE "{target}"')
+    psql_value("postgres", f'ALTER DATABASE "{staging}" RENAME TO "{target}"')
 
 
 def _pg(cmd: list[str]) -> None:
@@ -997,15 +1104,26 @@ def cmd_restore(cfg: dict[str, Any], args: argparse.Namespace) -> int:
             failed = restore_files(restic, run, staging)
             if failed:
                 raise BackupError(f"restic could not restore: {', '.join(failed[:10])}")
-            restore_database(cfg, restic, run, manifest, cfg["database"], args.jobs)
-            _install_files(cfg, manifest, staging)
+            # The database into a scratch name, then the files, then the swap: a failure before
+            # the swap leaves the server's database as it was.
+            scratch = restore_database(
+                cfg, restic, run, manifest, cfg["database"], args.jobs, swap=False
+            )
+            try:
+                _install_files(cfg, manifest, staging)
+            except BaseException:
+                with contextlib.suppress(BackupError):
+                    psql_value("postgres", f'DROP DATABASE IF EXISTS "{scratch}"')
+                raise
+            swap_database(scratch, cfg["database"])
             shutil.rmtree(staging, ignore_errors=True)
             live = Path(cfg["mastodon_dir"])
             report = compare(manifest, database_counts(cfg["database"]), live / "public" / "system")
-    except BackupError as err:
+    except (BackupError, OSError, subprocess.SubprocessError, ValueError) as err:
+        message = str(err) if isinstance(err, BackupError) else f"unexpected {err!r}"
         update_fact(cfg, last_restore_at=iso(utcnow()), last_restore_result="failed",
-                    last_restore_error=str(err))  # fmt: skip
-        journal("err", f"restore FAILED: {err}")
+                    last_restore_error=message)  # fmt: skip
+        journal("err", f"restore FAILED: {message}")
         return 1
     report.update(run=run["run"], snapshots={"database": run["database"], "files": run["files"]})
     ok = report["rows_lost"] == 0 and report["upload_mismatches"] == 0
@@ -1029,18 +1147,29 @@ def _install_files(cfg: dict[str, Any], manifest: dict[str, Any], staging: Path)
     env_file = source_live / ".env.production"
     if not env_file.is_file():
         raise BackupError("the snapshot holds no .env.production")
-    os.replace(env_file, live / ".env.production")
+    # The staging area may be on another filesystem (/var/tmp and /home often are): move copies
+    # then, and a copy is root's, so ownership and modes are set here, not inherited.
+    shutil.move(str(env_file), str(live / ".env.production.restored"))
+    shutil.chown(live / ".env.production.restored", user, user)
+    os.chmod(live / ".env.production.restored", 0o600)
     system = live / "public" / "system"
+    incoming = live / "public" / "system.restoring"
+    shutil.rmtree(incoming, ignore_errors=True)
     restored = source_live / "public" / "system"
+    if restored.is_dir():
+        shutil.move(str(restored), str(incoming))
+    else:
+        incoming.mkdir(parents=True)
+    (incoming / "cache").mkdir(exist_ok=True)
+    for root, dirs, files in os.walk(incoming):
+        for name in [*dirs, *files]:
+            shutil.chown(Path(root) / name, user, user)
+    shutil.chown(incoming, user, user)
+    # Everything is in place beside the live files: swap them in.
+    os.replace(live / ".env.production.restored", live / ".env.production")
     if system.exists():
         shutil.rmtree(system)
-    if restored.is_dir():
-        shutil.move(str(restored), str(system))
-    else:
-        system.mkdir(parents=True)
-    (system / "cache").mkdir(exist_ok=True)
-    shutil.chown(system / "cache", user, user)
-    shutil.chown(system, user, user)
+    os.replace(incoming, system)
     rdb_source = staging / manifest["redis_dump"].lstrip("/")
     redis_dir = Path(cfg["redis_data_dir"])
     if rdb_source.is_file():
@@ -1164,6 +1293,8 @@ def cmd_drill(cfg: dict[str, Any], args: argparse.Namespace) -> int:
             report["checks"]["health"] = check_health(cfg, env)
     except BackupError as err:
         report["error"] = str(err)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError) as err:
+        report["error"] = f"unexpected {err!r}"
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(BackupError):
@@ -1194,7 +1325,10 @@ def drill_env(cfg: dict[str, Any], env_file: Path, database: str) -> dict[str, s
         if line.strip() and not line.lstrip().startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             env[key.strip()] = value.strip().strip('"').strip("'")
-    env["DB_NAME"] = database
+    # The scratch database is on this host's PostgreSQL: reach it directly, not through a
+    # PgBouncer that only knows the production database.
+    env.update(DB_NAME=database, DB_HOST="/var/run/postgresql", DB_PORT="5432")
+    env.pop("PREPARED_STATEMENTS", None)
     return env
 
 

@@ -18,6 +18,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,8 @@ def test_the_timers_run_and_the_configuration_holds_no_secret() -> None:
 
 
 def test_backup_playbook_saves_a_complete_tagged_run_without_the_remote_cache() -> None:
+    # A line only this server's .env.production has: the restore must bring it to the other.
+    sh(SOURCE, f"echo '# only on {SOURCE}: {time.time_ns()}' >> {LIVE}/.env.production")
     rc, _, text = run_playbook("backup.yml", "--limit", SOURCE)
     assert rc == 0, text[-4000:]
     state = fact(SOURCE)
@@ -260,7 +263,10 @@ def test_restore_onto_a_fresh_server_loses_nothing() -> None:
     env_sha = [
         sh(c, f"sha256sum {LIVE}/.env.production").stdout.split()[0] for c in (SOURCE, TARGET)
     ]
-    assert env_sha[0] == env_sha[1]
+    assert env_sha[0] == env_sha[1]  # with the line only the source had
+    assert sh(TARGET, f"stat -c '%a %U' {LIVE}/.env.production").stdout.strip() == "600 mastodon"
+    strangers = sh(TARGET, f"find {SYSTEM} ! -user mastodon | wc -l").stdout.strip()
+    assert strangers == "0", "restored uploads not owned by mastodon"
     redis = sh(
         TARGET,
         "REDISCLI_AUTH=$(cat /etc/mastodon-backup/redis-password) redis-cli "
@@ -303,7 +309,7 @@ def test_restore_refuses_to_run_without_the_escrowed_passwords() -> None:
     )
     assert rc != 0
     message = failure_messages(doc, text)
-    assert "backup_restic_password is empty" in message
+    assert "the restic password (backup_restic_password" in message
     assert "sealed copy in the IT office safe" in message  # where to get it: the inventory's escrow
 
 
@@ -382,6 +388,7 @@ def test_the_drill_fails_with_a_clear_report_when_an_upload_in_the_snapshot_is_c
         check = sh(SOURCE, "mastodon-backup check --read-all", check=False, timeout=1800)
         assert check.returncode != 0
         assert fact(SOURCE)["last_check_result"] == "failed"
+        assert "repository contains errors" in fact(SOURCE)["last_check_error"], check.stderr
     finally:
         sh(SERVER, f"cp -a /root/pack.saved {path} && rm -f /root/pack.saved")
     repository_intact(read_all=True)
@@ -402,6 +409,7 @@ def _fails_loudly(result: subprocess.CompletedProcess[str], words: str) -> None:
 
 def test_a_wrong_password_fails_clearly_and_never_reinitialises() -> None:
     config_before = sh(SERVER, f"sha256sum {REPOSITORY_DIR}/config").stdout
+    before = parts()
     sh(
         SOURCE,
         "cp -a /etc/mastodon-backup/restic-password /root/restic-password.saved && echo "
@@ -416,6 +424,8 @@ def test_a_wrong_password_fails_clearly_and_never_reinitialises() -> None:
     finally:
         sh(SOURCE, "cp -a /root/restic-password.saved /etc/mastodon-backup/restic-password")
     assert sh(SERVER, f"sha256sum {REPOSITORY_DIR}/config").stdout == config_before
+    assert parts() == before
+    repository_intact()
     backup_now()
     assert freshness().returncode == 0
 
@@ -515,6 +525,8 @@ def test_a_dump_killed_half_way_never_becomes_a_good_looking_snapshot() -> None:
     assert "pg_dump failed" in out and "not kept" in out, out
     assert parts() == before, "a snapshot of the killed dump was kept"
     assert fact(SOURCE)["last_result"] == "failed"
+    red = freshness()
+    assert red.returncode != 0 and "pg_dump failed" in red.stderr
     repository_intact()
 
 
@@ -541,12 +553,20 @@ def test_a_backup_killed_half_way_harms_no_earlier_snapshot() -> None:
     assert "Result=signal" in state or "ActiveState=failed" in state, state
     after = parts()
     assert after["files"] == before["files"], "a half-written files snapshot exists"
+    # The killed run left "running" in the fact: with no job holding the lock, that is red.
+    red = freshness()
+    assert red.returncode != 0 and "ended without finishing" in red.stderr, red.stderr
+    assert fact(SOURCE)["last_result"] == "failed"
     # The stale lock is removed, check passes, the last run still reads back.
     repository_intact(read_all=True)
     assert json.loads(sh(SOURCE, "mastodon-backup resolve").stdout)["run"] == good
     sh(SOURCE, f"rm -f {new}")
-    backup_now()  # and the next backup works
+    backup_now()  # and the next backup works, forgetting the killed run's orphaned part
     assert freshness().returncode == 0
+    assert after["database"] > after["files"]  # the killed run's database part, orphaned
+    final = parts()
+    assert final["database"] == final["files"], "the orphaned part was not forgotten"
+    assert fact(SOURCE)["last_good_run"] != good
 
 
 def test_a_full_backup_target_fails_clearly_and_harms_no_earlier_snapshot() -> None:
