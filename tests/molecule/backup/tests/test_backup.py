@@ -632,7 +632,7 @@ def test_freshness_turns_red_when_the_newest_complete_backup_is_too_old() -> Non
             sh(
                 SOURCE,
                 f'echo {part} | {r} backup --stdin --stdin-filename {part} --time "{when}" '
-                f"--tag institution=example,run={run},part={part}",
+                f"--tag institution=example,host={SOURCE},run={run},part={part}",
             )
 
     try:
@@ -650,7 +650,7 @@ def test_freshness_turns_red_when_the_newest_complete_backup_is_too_old() -> Non
         sh(
             SOURCE,
             f"echo x | {r} backup --stdin --stdin-filename database --tag "
-            "institution=example,run=half,part=database",
+            f"institution=example,host={SOURCE},run=half,part=database",
         )
         sh(SOURCE, f"{env} mastodon-backup freshness")
         assert json.loads(sh(SOURCE, "cat /var/tmp/fresh.fact").stdout)["newest_run"] == made
