@@ -37,7 +37,6 @@ ALL_SCENARIOS=(
   site-options
   backup
   nginx
-  common
   settings
 )
 # Scenarios that start from a snapshot of another scenario's converged instance (consumer=producer,

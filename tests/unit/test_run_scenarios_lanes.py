@@ -142,7 +142,7 @@ def test_a_failed_producer_fails_its_consumer_unrun_and_the_others_still_run(bed
     assert "start settings" not in events
     assert not any(e.startswith("snapshot.sh ensure") for e in events)
     assert "settings not run: it starts from the snapshot of site-debian12, which failed" in out
-    assert {"end bed", "end nginx", "end common"} <= set(events)
+    assert {"end bed", "end site-debian13", "end nginx"} <= set(events)
     table = out.split("=== scenario timings", 1)[1]
     assert any(line.split()[:2] == ["settings", "FAILED"] for line in table.splitlines())
 

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,20 +65,6 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="module")
-def container() -> str:
-    molecule_yml = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text())
-    return str(molecule_yml["platforms"][0]["name"])
-
-
-@pytest.fixture(scope="module")
-def address(container: str) -> str:
-    out = _run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", container])
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip(), f"{container} has no address on the default bridge"
-    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -296,43 +281,6 @@ def test_fail2ban_sshd_jail_is_active(host: Any) -> None:
 
 
 # --- what another machine sees ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def probe(container: str) -> Iterator[str]:
-    """A second container on the default bridge, the same test-bed shape, removed afterwards."""
-    name = f"{container}-probe"
-    image = os.environ.get("SITE_PROBE_IMAGE", "instance-testbed:debian12")
-    _run(["docker", "rm", "-f", name])
-    started = _run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "NET_ADMIN",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--cgroupns",
-            "host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/run/lock",
-            image,
-        ]
-    )
-    assert started.returncode == 0, started.stderr
-    try:
-        yield name
-    finally:
-        _run(["docker", "rm", "-f", name])
 
 
 def test_only_ssh_and_web_answer_from_another_container(probe: str, address: str) -> None:
