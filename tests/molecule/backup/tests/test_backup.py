@@ -504,7 +504,8 @@ def test_a_dump_killed_half_way_never_becomes_a_good_looking_snapshot() -> None:
         SOURCE,
         # Half-way: once the relay (mastodon-backup, root) has passed restic the dump's first
         # megabyte; pg_dump's own /proc/PID/io is not readable without CAP_SYS_PTRACE.
-        "for i in $(seq 1 1200); do r=$(pgrep -f 'mastodon-backup run' | head -1); "
+        # (The brackets keep each pattern from matching this loop's own command line.)
+        "for i in $(seq 1 1200); do r=$(pgrep -f 'mastodon-backup[ ]run' | head -1); "
         "w=$(awk '/^wchar/ {print $2}' /proc/${r:-0}/io 2>/dev/null); p=$(pgrep -x pg_dump); "
         'if [ -n "$p" ] && [ "${w:-0}" -gt 1048576 ]; then kill -9 $p && echo killed && exit 0; '
         "fi; sleep 0.05; done; exit 1",
@@ -542,7 +543,8 @@ def test_a_backup_killed_half_way_harms_no_earlier_snapshot() -> None:
     )
     seen = sh(
         SOURCE,
-        "for i in $(seq 1 600); do pgrep -f 'restic.*part=files' >/dev/null && exit 0; sleep "
+        # The bracket keeps the pattern from matching this loop's own command line.
+        "for i in $(seq 1 600); do pgrep -f 'restic.*part=file[s]' >/dev/null && exit 0; sleep "
         "0.1; done; exit 1",
         timeout=120,
         check=False,
