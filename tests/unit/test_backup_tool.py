@@ -148,8 +148,9 @@ if "backup" in args:
     data = sys.stdin.buffer.read()
     with open(log + ".stdin", "wb") as out:
         out.write(data)
+    short = int(os.environ.get("FAKE_RESTIC_SHORT", "0"))
     print(json.dumps({"message_type": "summary", "snapshot_id": "5ab5ab5a",
-                      "total_bytes_processed": len(data)}))
+                      "total_bytes_processed": len(data) - short}))
 sys.exit(0)
 """
 
@@ -192,14 +193,25 @@ def test_a_failing_pg_dump_never_stays_a_snapshot_with_restic_014(fake_restic: P
 
 def test_a_good_dump_is_relayed_whole_and_hashed(fake_restic: Path) -> None:
     dump = ["sh", "-c", "head -c 3000000 /dev/zero"]
-    snapshot, sha, size = mb._relay_dump(_restic(), dump, ["--tag", "run=x,part=database"])
+    snapshot, sha, size, counted = mb._relay_dump(_restic(), dump, ["--tag", "run=x,part=database"])
     assert snapshot == "5ab5ab5a"
     stored = Path(str(fake_restic) + ".stdin").read_bytes()
-    assert len(stored) == 3000000 == size
+    assert len(stored) == 3000000 == size == counted
     import hashlib
 
     assert sha == hashlib.sha256(stored).hexdigest()
     assert not [c for c in _calls(fake_restic) if "forget" in c]
+
+
+def test_the_relay_reports_restics_own_count_of_the_stored_bytes(
+    fake_restic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # backup_database compares this count with the bytes relayed: a restic that stored less
+    # than it was handed must not look whole.
+    monkeypatch.setenv("FAKE_RESTIC_SHORT", "1")
+    dump = ["sh", "-c", "head -c 4096 /dev/zero"]
+    _, _, size, counted = mb._relay_dump(_restic(), dump, ["--tag", "run=x,part=database"])
+    assert (size, counted) == (4096, 4095)
 
 
 def test_the_status_fact_is_merged_and_written_whole(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -55,6 +56,14 @@ CHUNK = 1 << 20
 
 class BackupError(Exception):
     """A failure whose message tells the operator what happened and what to do."""
+
+
+class RepositoryError(BackupError):
+    """The repository cannot be used: state is one of repo_state's words."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 # restic's exit codes; 10-12 exist from restic 0.17 on, 0.14 says the same on stderr only.
@@ -208,12 +217,20 @@ class Restic:
             cmd += ["--option", f"sftp.command={self.cfg['sftp_command']}"]
         return cmd
 
-    def run(self, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: int = 3600, unlock_stale: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """One restic command; with unlock_stale, a command refused for a lock is tried once
+        more after `restic unlock`, which removes only the locks of processes that are gone (a
+        job killed half-way): a live job's lock stays, and the command fails on it."""
         proc = subprocess.run(
             [*self.base(), *args], capture_output=True, text=True, check=False, timeout=timeout
         )
         if proc.returncode != 0:
-            _, message = explain_restic(proc.returncode, proc.stderr, self.repo)
+            kind, message = explain_restic(proc.returncode, proc.stderr, self.repo)
+            if unlock_stale and kind == "11":
+                self.run("unlock")
+                return self.run(*args, timeout=timeout)
             raise BackupError(message)
         return proc
 
@@ -268,19 +285,24 @@ class Drain(threading.Thread):
         return self.data.decode("utf-8", "replace")
 
 
-def repo_state(restic: Restic, institution: str) -> dict[str, str]:
-    """ok | missing | wrong-password | foreign | unreachable | locked | failed, with a message."""
+REPO_STATES = {"10": "missing", "11": "locked", "12": "wrong-password"}
+
+
+def open_repository(restic: Restic, institution: str) -> list[dict[str, Any]]:
+    """The repository's snapshots, after proving that it opens with the password and holds no
+    other institution's snapshots. Raises RepositoryError (state, message) otherwise. One restic
+    call: every restic process pays the repository key's scrypt derivation."""
     proc = subprocess.run(
-        [*restic.base(), "cat", "config"], capture_output=True, text=True, check=False, timeout=600
-    )
+        [*restic.base(), "snapshots", "--json"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
     if proc.returncode != 0:
         kind, message = explain_restic(proc.returncode, proc.stderr, restic.repo)
-        names = {"10": "missing", "11": "locked", "12": "wrong-password"}
-        return {"state": names.get(kind, kind), "message": message}
+        raise RepositoryError(REPO_STATES.get(kind, kind), message)
     try:
-        snapshots = restic.snapshots()
-    except BackupError as err:
-        return {"state": "failed", "message": str(err)}
+        snapshots: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        raise RepositoryError("failed", f"restic listed no snapshots of {restic.repo}") from None
     others = sorted(
         {
             tag
@@ -291,13 +313,20 @@ def repo_state(restic: Restic, institution: str) -> dict[str, str]:
         - {f"institution={institution}"}
     )
     if others:
-        return {
-            "state": "foreign",
-            "message": (
-                f"the repository {restic.repo} holds snapshots of {', '.join(others)}: one "
-                "institution's repository is never used for another; configure its own"
-            ),
-        }
+        raise RepositoryError(
+            "foreign",
+            f"the repository {restic.repo} holds snapshots of {', '.join(others)}: one "
+            "institution's repository is never used for another; configure its own",
+        )
+    return snapshots
+
+
+def repo_state(restic: Restic, institution: str) -> dict[str, str]:
+    """ok | missing | wrong-password | foreign | unreachable | locked | failed, with a message."""
+    try:
+        open_repository(restic, institution)
+    except RepositoryError as err:
+        return {"state": err.state, "message": str(err)}
     return {
         "state": "ok",
         "message": f"repository {restic.repo} opens with the configured password",
@@ -472,10 +501,10 @@ def backup_database(cfg: dict[str, Any], restic: Restic, tags: list[str]) -> dic
                 _, message = explain_restic(proc.returncode, proc.stderr, restic.repo)
                 raise BackupError(f"database dump: {message}")
             snapshot_id = summary_id(proc.stdout)
-            sent: tuple[str, int] | None = None
+            sent: tuple[str, int, int] | None = None
         else:
-            snapshot_id, sent_sha, sent_size = _relay_dump(restic, dump, tag_args)
-            sent = (sent_sha, sent_size)
+            snapshot_id, sent_sha, sent_size, stored = _relay_dump(restic, dump, tag_args)
+            sent = (sent_sha, sent_size, stored)
     finally:
         session.close()
     try:
@@ -483,9 +512,9 @@ def backup_database(cfg: dict[str, Any], restic: Restic, tags: list[str]) -> dic
             # --stdin-from-command: read the stored dump back for its checksum.
             stored_sha, stored_size = restic.dump_to(snapshot_id, f"/{DUMP_NAME}", _NullSink())
         else:
-            # The relay hashed every byte it handed restic; restic's listing must show exactly
-            # that many stored (restic itself addresses the content by its SHA-256).
-            stored_sha, stored_size = sent[0], stored_file_size(restic, snapshot_id)
+            # The relay hashed every byte it handed restic; restic's summary of the snapshot
+            # must count exactly that many stored (restic addresses the content by SHA-256).
+            stored_sha, stored_size = sent[0], sent[2]
             if stored_size != sent[1]:
                 raise BackupError(
                     f"restic stored {stored_size} bytes of a {sent[1]}-byte database dump"
@@ -498,16 +527,7 @@ def backup_database(cfg: dict[str, Any], restic: Restic, tags: list[str]) -> dic
     return {"snapshot": snapshot_id, "sha256": stored_sha, "bytes": stored_size, "rows": counts}
 
 
-def stored_file_size(restic: Restic, snapshot_id: str) -> int:
-    for line in restic.run("ls", "--json", snapshot_id).stdout.splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            node = json.loads(line)
-            if isinstance(node, dict) and node.get("path") == f"/{DUMP_NAME}":
-                return int(node.get("size", 0))
-    raise BackupError(f"snapshot {snapshot_id} holds no /{DUMP_NAME}")
-
-
-def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[str, str, int]:
+def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[str, str, int, int]:
     """restic < 0.17: pg_dump | restic --stdin through this process, which sees pg_dump's exit
     status (plain --stdin would store a failed dump as a good snapshot) and hashes the bytes."""
     producer = subprocess.Popen(dump, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -531,7 +551,8 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
         with contextlib.suppress(BrokenPipeError):
             consumer.stdin.close()
     dump_rc, restic_rc = producer.wait(), consumer.wait()
-    snapshot_id = summary_id(out.text(), missing_ok=True)
+    closing = summary(out.text())
+    snapshot_id = str(closing.get("snapshot_id") or "")
     if dump_rc != 0 or restic_rc != 0:
         if snapshot_id:
             forget(restic, [snapshot_id])
@@ -544,7 +565,8 @@ def _relay_dump(restic: Restic, dump: list[str], tag_args: list[str]) -> tuple[s
         raise BackupError(f"database dump: {message}")
     if not snapshot_id:
         raise BackupError("restic stored the database dump but reported no snapshot id")
-    return snapshot_id, digest.hexdigest(), size
+    # restic's own count of the bytes it read and stored for the snapshot it reports.
+    return snapshot_id, digest.hexdigest(), size, int(closing.get("total_bytes_processed", -1))
 
 
 class _NullSink:
@@ -552,12 +574,20 @@ class _NullSink:
         return len(data)
 
 
-def summary_id(stdout: str, missing_ok: bool = False) -> str:
+def summary(stdout: str) -> dict[str, Any]:
+    """restic backup --json's closing summary message ({} when it printed none)."""
     for line in stdout.splitlines():
         with contextlib.suppress(json.JSONDecodeError):
             message = json.loads(line)
             if isinstance(message, dict) and message.get("message_type") == "summary":
-                return str(message["snapshot_id"])
+                return message
+    return {}
+
+
+def summary_id(stdout: str, missing_ok: bool = False) -> str:
+    found = summary(stdout).get("snapshot_id")
+    if found:
+        return str(found)
     if missing_ok:
         return ""
     raise BackupError("restic reported no snapshot id")
@@ -566,7 +596,7 @@ def summary_id(stdout: str, missing_ok: bool = False) -> str:
 def forget(restic: Restic, ids: list[str]) -> None:
     if ids:
         with contextlib.suppress(BackupError):
-            restic.run("forget", *ids)
+            restic.run("forget", *ids, unlock_stale=True)
 
 
 def redis_save(cfg: dict[str, Any]) -> Path:
@@ -610,7 +640,7 @@ def redis_save(cfg: dict[str, Any]) -> Path:
             if info.get("rdb_last_bgsave_status") != "ok":
                 raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status is not ok)")
             return Path(cfg["redis_data_dir"]) / "dump.rdb"
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise BackupError("Redis BGSAVE did not finish in time")
 
 
@@ -710,11 +740,15 @@ def iso(when: dt.datetime) -> str:
 
 
 def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str, Any]:
-    state = repo_state(restic, cfg["institution"])
-    if state["state"] != "ok":
-        raise BackupError(state["message"])
-    with contextlib.suppress(BackupError):
-        restic.run("unlock")  # only locks whose process is gone (a run killed half-way)
+    try:
+        before = open_repository(restic, cfg["institution"])
+    except RepositoryError as err:
+        if err.state != "locked":
+            raise
+        # An exclusive lock blocks a backup; `unlock` removes only the locks of processes that
+        # are gone (a prune killed half-way). A live one stays, and this run fails on it.
+        restic.run("unlock")
+        before = open_repository(restic, cfg["institution"])
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
     release = mastodon_release(cfg)
     tags = [
@@ -723,11 +757,21 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
         f"host={cfg['host']}",
         f"run={run_id}",
     ]
-    database = backup_database(cfg, restic, tags)
+    live = Path(os.path.realpath(cfg["mastodon_dir"]))
+    system = live / "public" / "system"
+    # Redis's save and the uploads' checksums need neither the database nor restic: they run
+    # beside the dump, on the other core.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rdb_saved = pool.submit(redis_save, cfg)
+        uploads = pool.submit(upload_checksums, system, Path(cfg["state_dir"]) / "upload-sums.json")
+        try:
+            database = backup_database(cfg, restic, tags)
+        finally:
+            for side in (rdb_saved, uploads):
+                with contextlib.suppress(Exception):
+                    side.result()
     try:
-        rdb = redis_save(cfg)
-        live = Path(os.path.realpath(cfg["mastodon_dir"]))
-        system = live / "public" / "system"
+        rdb = rdb_saved.result()
         manifest = {
             "format": 1,
             "run": run_id,
@@ -739,7 +783,7 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
             "redis_dump": str(rdb),
             "database": {k: database[k] for k in ("snapshot", "sha256", "bytes")},
             "rows": database["rows"],
-            "uploads": upload_checksums(system, Path(cfg["state_dir"]) / "upload-sums.json"),
+            "uploads": uploads.result(),
         }
         manifest_path = Path(cfg["state_dir"]) / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
@@ -759,7 +803,7 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
     except BackupError:
         forget(restic, [database["snapshot"]])
         raise
-    apply_retention(cfg, restic)
+    apply_retention(cfg, restic, before)
     return {
         "last_good_run": run_id,
         "last_good_at": iso(started),
@@ -773,38 +817,38 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
 PRUNE_EVERY_DAYS = 7  # the weekly check prunes; see apply_retention
 
 
-def apply_retention(cfg: dict[str, Any], restic: Restic) -> None:
+def apply_retention(cfg: dict[str, Any], restic: Restic, before: list[dict[str, Any]]) -> None:
     """The inventory's daily/weekly/monthly counts, then nothing older than the privacy
     policy's retention. Pruning (which rewrites packs) is the weekly check's job, except when a
-    snapshot forgotten now is so old that its data would outlive the retention until then."""
+    snapshot forgotten now is so old that its data would outlive the retention until then.
+    `before` is the listing this run started from (the run holds the host's lock, so it holds
+    every earlier snapshot of this host; the run's own two are complete and new)."""
     # Parts of runs that never completed (a run killed half-way) would count as a day's newest
-    # snapshot in their group and push out that day's complete run: forget them first. This
-    # runs under the lock, after a good run, so no run of this host is in progress.
-    snapshots = restic.snapshots()
-    complete = {snap for run in runs(snapshots) for snap in (run["database"], run["files"])}
+    # snapshot in their group and push out that day's complete run: forget them first, with
+    # whatever the privacy policy's retention has expired, in one call.
+    complete = {snap for run in runs(before) for snap in (run["database"], run["files"])}
     orphans = [
-        s["id"] for s in snapshots
+        s for s in before
         if "part=database" in (s.get("tags") or []) or "part=files" in (s.get("tags") or [])
         if s["id"] not in complete and f"host={cfg['host']}" in (s.get("tags") or [])
     ]  # fmt: skip
-    if orphans:
-        restic.run("forget", *orphans)
+    limit = utcnow() - dt.timedelta(days=int(cfg["retention_days"]))
+    expired = [s for s in before if parse_time(s["time"]) < limit]
+    dropped = {s["id"]: s for s in [*orphans, *expired]}
+    if dropped:
+        restic.run("forget", *dropped, unlock_stale=True)
     keep = cfg["keep"]
     args = ["forget", "--json", "--tag", f"institution={cfg['institution']}",
             "--group-by", "host,paths"]  # fmt: skip
     for period in ("daily", "weekly", "monthly"):
         if int(keep.get(period, 0)) > 0:
             args += [f"--keep-{period}", str(keep[period])]
-    out = restic.run(*args).stdout
+    out = restic.run(*args, unlock_stale=True).stdout
     groups = json.loads(out[out.index("[") :]) if "[" in out else []
     removed = [snap for group in groups or [] for snap in group.get("remove") or []]
-    limit = utcnow() - dt.timedelta(days=int(cfg["retention_days"]))
-    expired = [s for s in restic.snapshots() if parse_time(s["time"]) < limit]
-    if expired:
-        restic.run("forget", *[s["id"] for s in expired])
     soon = limit + dt.timedelta(days=PRUNE_EVERY_DAYS)
     if any(parse_time(s["time"]) < soon for s in [*removed, *expired]):
-        restic.run("prune", timeout=6 * 3600)
+        restic.run("prune", timeout=6 * 3600, unlock_stale=True)
 
 
 # --------------------------------------------------------------------------- freshness, check
