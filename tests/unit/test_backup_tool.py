@@ -144,6 +144,17 @@ log = os.environ["FAKE_RESTIC_LOG"]
 args = sys.argv[1:]
 with open(log, "a") as out:
     out.write(json.dumps(args) + "\\n")
+if "unlock" in args:
+    sys.exit(0)
+locked = os.environ.get("FAKE_RESTIC_LOCKED_ONCE", "")
+if locked and "forget" in args and not os.path.exists(locked):
+    open(locked, "w").close()
+    sys.stderr.write("unable to create lock in backend: repository is already locked "
+                     "exclusively by PID 4242 on h\\n")
+    sys.exit(1)
+if "forget" in args and "--json" in args:
+    print("[]")
+    sys.exit(0)
 if "backup" in args:
     data = sys.stdin.buffer.read()
     with open(log + ".stdin", "wb") as out:
@@ -298,3 +309,53 @@ def test_unchanged_uploads_keep_their_checksum_and_changed_ones_are_hashed_again
     assert again["m/a.png"] not in ("cached", first["m/a.png"])
     assert again["m/b.png"] == first["m/b.png"]
     assert again == mb.upload_checksums(system)  # the same as hashing everything
+
+
+def test_retention_works_from_the_runs_listing_in_one_forget_and_one_policy_call(
+    fake_restic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing the run opened the repository with: a complete run of this host, a database
+    # part of this host whose run was killed (an orphan), a complete run of another host older
+    # than the retention, and another host's orphan (that host may be running it now).
+    now = mb.utcnow()
+    old = mb.iso(now - dt.timedelta(days=200))
+    recent = mb.iso(now - dt.timedelta(hours=2))
+    before = [
+        _snap("a", "database", recent, "d-a"),
+        _snap("a", "files", recent, "f-a"),
+        _snap("k", "database", recent, "d-killed"),
+        {**_snap("o", "database", old, "d-old"), "tags": ["institution=example", "run=o",
+                                                          "part=database", "host=other"]},
+        {**_snap("o", "files", old, "f-old"), "tags": ["institution=example", "run=o",
+                                                       "part=files", "host=other"]},
+        {**_snap("p", "database", recent, "d-busy"), "tags": ["institution=example", "run=p",
+                                                              "part=database", "host=other"]},
+    ]  # fmt: skip
+    # The first forget meets a lock left by a killed job: unlock, then the same forget again.
+    monkeypatch.setenv("FAKE_RESTIC_LOCKED_ONCE", str(tmp_path / "locked-once"))
+    cfg = {"host": "h", "institution": "example", "retention_days": 180,
+           "keep": {"daily": 7, "weekly": 4, "monthly": 6}}  # fmt: skip
+    mb.apply_retention(cfg, _restic(), before)
+    calls = [c[c.index("/c") + 1 :] for c in _calls(fake_restic)]  # after --cache-dir /c
+    assert calls[:3] == [
+        ["forget", "d-killed", "d-old", "f-old"],
+        ["unlock"],
+        ["forget", "d-killed", "d-old", "f-old"],
+    ]
+    assert calls[3][:2] == ["forget", "--json"] and "--keep-daily" in calls[3]
+    # No listing of its own, and the weekly check prunes unless data would outlive the
+    # retention: the expired run is 200 days old, so this run prunes now.
+    assert not [c for c in calls if c[0] == "snapshots"]
+    assert calls[4:] == [["prune"]]
+
+
+def test_a_lock_of_a_live_job_is_not_taken_away(
+    fake_restic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # unlock removes only stale locks: when the command still meets a lock, it fails clearly.
+    marker = tmp_path / "locked-once"
+    monkeypatch.setenv("FAKE_RESTIC_LOCKED_ONCE", str(marker))
+    restic = _restic()
+    with pytest.raises(mb.BackupError, match="locked"):
+        restic.run("forget", "x")  # without unlock_stale: the lock is reported, not removed
+    assert [c[-1] for c in _calls(fake_restic)] == ["x"]
