@@ -43,11 +43,18 @@ def _in(container: str, script: str, timeout: float = 120) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def ssh_probe(probe: str) -> Iterator[str]:
     """The probe with an SSH client, sshpass, ping and the run's admin key."""
+    # The probe boots systemd, whose tmpfiles clean /tmp at boot: apt waits for the boot to end
+    # and keeps its temporary files (gpgv's, for the signatures) out of /tmp; a failed attempt
+    # is tried again, at most three in all.
     installed = _in(
         probe,
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-        "--no-install-recommends openssh-client sshpass iputils-ping >/dev/null",
-        timeout=300,
+        "for i in $(seq 120); do case $(systemctl is-system-running 2>/dev/null) in "
+        "running|degraded) break;; esac; sleep 1; done; "
+        "export TMPDIR=/var/tmp DEBIAN_FRONTEND=noninteractive; "
+        "for i in 1 2 3; do apt-get update -qq && apt-get install -y -qq "
+        "--no-install-recommends openssh-client sshpass iputils-ping >/dev/null && exit 0; "
+        "sleep 5; done; exit 1",
+        timeout=600,
     )
     assert installed.returncode == 0, installed.stderr
     key = SCRATCH / "ssh" / "id_ed25519"
