@@ -168,9 +168,22 @@ SITE_TEST = "../../site-common/tests/test_site.py"
 HARDENING_TEST = "../../site-common/tests/test_hardening.py"
 MASTODON_STATE_TEST = "../../site-common/tests/test_mastodon_state.py"
 STANDIN_APP_TEST = "../../site-common/tests/test_standin_app.py"
+HOST_HARDENING_TEST = "../../site-common/tests/test_host_hardening.py"  # the common role's checks
 SITE_TESTS = {
-    "site-debian12": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST, STANDIN_APP_TEST),
-    "site-debian13": (SITE_TEST, HARDENING_TEST, MASTODON_STATE_TEST, STANDIN_APP_TEST),
+    "site-debian12": (
+        SITE_TEST,
+        HARDENING_TEST,
+        HOST_HARDENING_TEST,
+        MASTODON_STATE_TEST,
+        STANDIN_APP_TEST,
+    ),
+    "site-debian13": (
+        SITE_TEST,
+        HARDENING_TEST,
+        HOST_HARDENING_TEST,
+        MASTODON_STATE_TEST,
+        STANDIN_APP_TEST,
+    ),
     "site-options": (HARDENING_TEST, "test_options.py"),
 }
 

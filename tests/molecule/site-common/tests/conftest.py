@@ -11,71 +11,20 @@ group_vars, then the host_vars molecule.yml links into the inventory.
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from site_fixtures import address, container, probe
+
+__all__ = ["address", "container", "probe"]
+
 REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
-SCENARIO_DIR = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent"))
-
-
-def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="module")
-def container() -> str:
-    molecule_yml = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text())
-    return str(molecule_yml["platforms"][0]["name"])
-
-
-@pytest.fixture(scope="module")
-def address(container: str) -> str:
-    out = _run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", container])
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip(), f"{container} has no address on the default bridge"
-    return out.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def probe(container: str) -> Iterator[str]:
-    """A second container on the default bridge, the same test-bed shape, removed afterwards."""
-    name = f"{container}-probe"
-    image = os.environ.get("SITE_PROBE_IMAGE", "instance-testbed:debian12")
-    _run(["docker", "rm", "-f", name])
-    started = _run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "NET_ADMIN",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--cgroupns",
-            "host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/run/lock",
-            image,
-        ]
-    )
-    assert started.returncode == 0, started.stderr
-    try:
-        yield name
-    finally:
-        _run(["docker", "rm", "-f", name])
 
 
 def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
