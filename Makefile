@@ -20,7 +20,7 @@ lint: bootstrap  ## ruff, mypy, yamllint, ansible-lint
 	tests/lint.sh
 
 unit: bootstrap  ## Unit and CLI tests only (seconds)
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q -n 2
 
 scenarios: bootstrap  ## Container scenarios only (molecule)
 	tests/testbed/run-scenarios.sh

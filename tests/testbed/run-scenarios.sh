@@ -34,7 +34,6 @@ ALL_SCENARIOS=(
   bed
   site-debian12
   site-debian13
-  site-options
   backup
   nginx
   settings

@@ -6,6 +6,7 @@ by tests/molecule/shared/tests/test_testbed_safety.py in every verify."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -162,8 +163,8 @@ def test_a_scenario_with_only_the_safety_check_has_no_test_of_its_own(tmp_path: 
 
 
 # The shared site tests each scenario that deploys site.yml must run: dropping one from a
-# scenario's verifier would silently drop its checks there (site-options has its own
-# test_options.py instead of test_site.py).
+# scenario's verifier would silently drop its checks there (site-debian13 deploys the role
+# options and runs test_site.py's checks that hold under them through its test_options.py).
 SITE_TEST = "../../site-common/tests/test_site.py"
 HARDENING_TEST = "../../site-common/tests/test_hardening.py"
 MASTODON_STATE_TEST = "../../site-common/tests/test_mastodon_state.py"
@@ -177,14 +178,7 @@ SITE_TESTS = {
         MASTODON_STATE_TEST,
         STANDIN_APP_TEST,
     ),
-    "site-debian13": (
-        SITE_TEST,
-        HARDENING_TEST,
-        HOST_HARDENING_TEST,
-        MASTODON_STATE_TEST,
-        STANDIN_APP_TEST,
-    ),
-    "site-options": (HARDENING_TEST, "test_options.py"),
+    "site-debian13": (HARDENING_TEST, HOST_HARDENING_TEST, STANDIN_APP_TEST, "test_options.py"),
 }
 
 
@@ -208,6 +202,70 @@ def test_removing_test_site_from_a_site_scenario_is_caught() -> None:
     extra = _load(MOLECULE / "site-debian12")["verifier"]["additional_files_or_dirs"]
     without = [e for e in extra if e != SITE_TEST]
     assert missing_site_tests("site-debian12", without) == [SITE_TEST]
+
+
+# test_site.py's checks that do not hold under site-debian13's options, each with the check that
+# proves the option there instead. Every other check of test_site.py must be imported by
+# site-debian13's test_options.py, so the merge of the options into Debian 13 drops none.
+NOT_UNDER_OPTIONS = {
+    "test_only_ssh_and_web_answer_from_another_container": (
+        "test_options.py::test_only_the_new_ssh_port_and_web_answer_from_another_container"
+    ),
+    "test_https_certificate_chains_to_the_pebble_acme_server": (
+        "test_options.py::test_nginx_serves_exactly_the_provided_certificate"
+    ),
+    "test_ssh_key_login_works": (
+        "test_host_hardening.py::test_key_login_and_sudo_work_from_another_container"
+    ),
+    "test_ssh_password_login_is_refused": (
+        "test_host_hardening.py::test_a_password_is_refused_even_for_an_account_that_has_one"
+    ),
+    "test_verbose_ansible_output_contains_no_secret": (
+        "test_options.py::test_verbose_ansible_output_contains_no_secret"
+    ),
+}
+
+
+def _test_functions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
+    }
+
+
+def _imported_from(path: Path, module: str) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module == module
+        for alias in node.names
+    }
+
+
+def site_checks_missing_under_options(imported: set[str]) -> set[str]:
+    site = _test_functions(MOLECULE / "site-common" / "tests" / "test_site.py")
+    return site - imported - set(NOT_UNDER_OPTIONS)
+
+
+def test_site_debian13_runs_every_site_check_that_holds_under_its_options() -> None:
+    options = MOLECULE / "site-debian13" / "tests" / "test_options.py"
+    imported = _imported_from(options, "test_site")
+    assert site_checks_missing_under_options(imported) == set()
+    site = _test_functions(MOLECULE / "site-common" / "tests" / "test_site.py")
+    assert set(NOT_UNDER_OPTIONS) <= site - imported, "an exception names a check that is imported"
+    for replacement in NOT_UNDER_OPTIONS.values():
+        file, name = replacement.split("::")
+        holder = options if file == "test_options.py" else MOLECULE / "site-common" / "tests" / file
+        assert name in _test_functions(holder), replacement
+
+
+def test_dropping_an_imported_site_check_is_caught() -> None:
+    options = MOLECULE / "site-debian13" / "tests" / "test_options.py"
+    imported = _imported_from(options, "test_site")
+    assert site_checks_missing_under_options(
+        imported - {"test_tls_scan_shows_mozilla_intermediate_and_hsts"}
+    ) == {"test_tls_scan_shows_mozilla_intermediate_and_hsts"}
 
 
 def test_every_pending_scenario_says_why() -> None:

@@ -26,6 +26,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 
+from containers import docker_exec
+
 from playbooks import REPO, failure_messages, run_playbook
 
 SOURCE = "ib-backup-debian12"
@@ -64,15 +66,7 @@ def write_config(container: str, path: str, **changes: Any) -> None:
 def sh(
     container: str, script: str, timeout: int = 900, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["docker", "exec", container, "bash", "-c", f"set -o pipefail; {script}"],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    if check:
-        assert proc.returncode == 0, (
-            f"{container}: {script}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-        )
-    return proc
+    return docker_exec(container, script, timeout, check)
 
 
 def restic_json(container: str, *args: str) -> Any:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 
+from containers import docker_exec
+
 from playbooks import REPO
 
 HOST = "ib-restic-debian13"
@@ -38,16 +40,7 @@ exit 3
 
 
 def sh(script: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["docker", "exec", HOST, "bash", "-c", f"set -o pipefail; {script}"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check:
-        assert proc.returncode == 0, f"{script}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-    return proc
+    return docker_exec(HOST, script, timeout, check)
 
 
 def restic(*args: str) -> str:

@@ -16,27 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from site_fixtures import address, container, probe
+from site_fixtures import address, container, deployed_vars, probe, ssh_probe
 
-__all__ = ["address", "container", "probe"]
-
-REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
-
-
-def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    main = REPO / "inventories" / "example" / "group_vars" / "all" / "main.yml"
-    values.update(yaml.safe_load(main.read_text()) or {})
-    molecule = yaml.safe_load((scenario_dir / "molecule.yml").read_text())
-    links = molecule.get("provisioner", {}).get("inventory", {}).get("links", {})
-    host_vars = scenario_dir / links.get("host_vars", "host_vars")
-    for path in sorted(host_vars.glob("**/*.yml")):
-        values.update(yaml.safe_load(path.read_text()) or {})
-    return values
+__all__ = ["address", "container", "probe", "ssh_probe"]
 
 
 def deployed_features(values: dict[str, Any]) -> set[str]:
@@ -56,7 +41,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     scenario = os.environ.get("MOLECULE_SCENARIO_DIRECTORY")
     if not scenario:
         return
-    have = deployed_features(scenario_vars(Path(scenario)))
+    have = deployed_features(deployed_vars(Path(scenario)))
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("needs")

@@ -1,6 +1,6 @@
 """The systemd sandboxes of nginx, PostgreSQL, PgBouncer and the mastodon-streaming shim.
 
-Shared by the site-debian12, site-debian13 and site-options scenarios (molecule verify,
+Shared by the site-debian12 and site-debian13 scenarios (molecule verify,
 testinfra; each lists this file in `additional_files_or_dirs`). Checks that every unit runs with
 the role's sandbox, that `systemd-analyze security` scores it at or below the target, and that
 what the sandbox could break still works: nginx reload and restart, request bodies and the proxy

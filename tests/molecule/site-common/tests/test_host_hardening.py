@@ -5,70 +5,30 @@ one), the nftables ruleset, fail2ban banning an SSH guesser through nftables, un
 security upgrades with their reboot window, time sync, journald's limits and the time zone.
 Checks a remote machine would make run from a probe container on the default bridge, which
 gets the SSH client, sshpass and ping for them. Shared by site-debian12 and site-debian13 (the
-role on Debian 12 and 13), with the example institution's settings and the run's admin key.
+role on Debian 12 and 13; site-debian13 moves sshd to another port), with the run's admin key.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from containers import docker_exec  # on sys.path through site_fixtures (conftest.py)
+from site_fixtures import deployed_vars
 
 REPO = Path(os.environ.get("SITE_REPO_ROOT", Path(__file__).resolve().parents[4]))
 SCRATCH = Path(os.environ.get("SITE_TEST_DIR", "/nonexistent"))
 MAIN_VARS = yaml.safe_load((REPO / "inventories/example/group_vars/all/main.yml").read_text())
-ADMIN = "opsadmin"  # the run's admin user (site-common/host_vars), with the run's key
+# The port the scenario moves sshd to, if it does (site-debian13's options), else the example's.
+SSH_PORT = int(deployed_vars()["common_ssh_port"])
+ADMIN = "opsadmin"  # the run's admin user (site-common/test-overrides.yml), with the run's key
 SSH_OPTS = (
-    "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+    f"-p {SSH_PORT} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
     "-o ConnectTimeout=5"
 )
-
-
-def _in(container: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", "exec", container, "bash", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def ssh_probe(probe: str) -> Iterator[str]:
-    """The probe with an SSH client, sshpass, ping and the run's admin key."""
-    # The probe boots systemd, whose tmpfiles clean /tmp at boot: apt waits for the boot to end
-    # and keeps its temporary files (gpgv's, for the signatures) out of /tmp; a failed attempt
-    # is tried again, at most three in all.
-    installed = _in(
-        probe,
-        "for i in $(seq 120); do case $(systemctl is-system-running 2>/dev/null) in "
-        "running|degraded) break;; esac; sleep 1; done; "
-        "export TMPDIR=/var/tmp DEBIAN_FRONTEND=noninteractive; "
-        "for i in 1 2 3; do apt-get update -qq && apt-get install -y -qq "
-        "--no-install-recommends openssh-client sshpass iputils-ping >/dev/null && exit 0; "
-        "sleep 5; done; exit 1",
-        timeout=600,
-    )
-    assert installed.returncode == 0, installed.stderr
-    key = SCRATCH / "ssh" / "id_ed25519"
-    copied = subprocess.run(
-        ["docker", "cp", str(key), f"{probe}:/root/admin_ed25519"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert copied.returncode == 0, copied.stderr
-    keyed = _in(probe, "chown root: /root/admin_ed25519 && chmod 0600 /root/admin_ed25519")
-    assert keyed.returncode == 0, keyed.stderr
-    yield probe
 
 
 def test_effective_sshd_config_is_keys_only(host: Any) -> None:
@@ -78,7 +38,7 @@ def test_effective_sshd_config_is_keys_only(host: Any) -> None:
     assert settings["kbdinteractiveauthentication"] == "no"
     assert settings["permitrootlogin"] == "without-password"  # sshd -T's name for prohibit-password
     assert settings["authenticationmethods"] == "publickey"
-    assert settings["port"] == str(MAIN_VARS["common_ssh_port"])
+    assert settings["port"] == str(SSH_PORT)
     assert "cbc" not in settings["ciphers"]
     assert all(mac.endswith("-etm@openssh.com") for mac in settings["macs"].split(","))
     assert "sha1" not in settings["kexalgorithms"]
@@ -86,7 +46,7 @@ def test_effective_sshd_config_is_keys_only(host: Any) -> None:
 
 def test_key_login_and_sudo_work_from_another_container(ssh_probe: str, address: str) -> None:
     # A new connection after the firewall and sshd changes: the operator is not locked out.
-    result = _in(
+    result = docker_exec(
         ssh_probe,
         f"timeout 30 ssh {SSH_OPTS} -i /root/admin_ed25519 {ADMIN}@{address} 'sudo -n id -u'",
     )
@@ -101,9 +61,9 @@ def test_a_password_is_refused_even_for_an_account_that_has_one(
     host.check_output("id pwprobe >/dev/null 2>&1 || useradd -m pwprobe")
     host.check_output("echo 'pwprobe:Correct-Horse-42' | chpasswd")
     try:
-        result = _in(
+        result = docker_exec(
             ssh_probe,
-            "timeout 30 sshpass -p Correct-Horse-42 ssh -o StrictHostKeyChecking=no "
+            f"timeout 30 sshpass -p Correct-Horse-42 ssh -p {SSH_PORT} -o StrictHostKeyChecking=no "
             "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 "
             "-o PreferredAuthentications=password,keyboard-interactive "
             f"-o PubkeyAuthentication=no pwprobe@{address} true",
@@ -115,7 +75,7 @@ def test_a_password_is_refused_even_for_an_account_that_has_one(
 
 
 def test_root_password_login_is_refused(ssh_probe: str, address: str) -> None:
-    result = _in(
+    result = docker_exec(
         ssh_probe,
         f"timeout 30 ssh {SSH_OPTS} -o PreferredAuthentications=password "
         f"-o PubkeyAuthentication=no root@{address} true",
@@ -145,13 +105,13 @@ def test_the_ruleset_drops_by_default_and_accepts_ssh(host: Any) -> None:
     # another container, with real listeners on the filtered ports.
     ruleset = host.check_output("nft list chain inet filter input")
     assert "policy drop;" in ruleset
-    assert f"tcp dport {MAIN_VARS['common_ssh_port']} ct state new accept" in ruleset
+    assert f"tcp dport {SSH_PORT} ct state new accept" in ruleset
     assert host.service("nftables").is_enabled
 
 
 def test_ping_is_answered(ssh_probe: str, address: str) -> None:
     # ICMP stays open (rate-limited) so path-MTU discovery and diagnostics keep working.
-    assert _in(ssh_probe, f"ping -c 2 -W 3 {address}").returncode == 0
+    assert docker_exec(ssh_probe, f"ping -c 2 -W 3 {address}").returncode == 0
 
 
 def test_fail2ban_runs_the_sshd_and_nginx_jails_with_nftables(host: Any) -> None:
@@ -167,11 +127,11 @@ def test_fail2ban_runs_the_sshd_and_nginx_jails_with_nftables(host: Any) -> None
 def test_fail2ban_bans_an_ssh_guesser_through_nftables(
     host: Any, ssh_probe: str, address: str
 ) -> None:
-    probe_ip = _in(ssh_probe, "hostname -I").stdout.split()[0]
+    probe_ip = docker_exec(ssh_probe, "hostname -I").stdout.split()[0]
     host.run(f"fail2ban-client set sshd unbanip {probe_ip}")
     try:
         for _ in range(7):
-            _in(
+            docker_exec(
                 ssh_probe,
                 f"timeout 15 ssh {SSH_OPTS} nosuchuser@{address} true",
             )
@@ -182,11 +142,14 @@ def test_fail2ban_bans_an_ssh_guesser_through_nftables(
         )
         assert banned.rc == 0, host.run("fail2ban-client status sshd").stdout
         # nftables enforces the ban: SSH no longer answers the probe.
-        refused = _in(ssh_probe, f"timeout 4 bash -c '</dev/tcp/{address}/22'")
+        refused = docker_exec(ssh_probe, f"timeout 4 bash -c '</dev/tcp/{address}/{SSH_PORT}'")
         assert refused.returncode != 0
     finally:
         host.run(f"fail2ban-client set sshd unbanip {probe_ip}")
-    assert _in(ssh_probe, f"timeout 5 bash -c '</dev/tcp/{address}/22'").returncode == 0
+    assert (
+        docker_exec(ssh_probe, f"timeout 5 bash -c '</dev/tcp/{address}/{SSH_PORT}'").returncode
+        == 0
+    )
 
 
 def test_unattended_upgrades_reboot_window(host: Any) -> None:

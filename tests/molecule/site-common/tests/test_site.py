@@ -1,9 +1,10 @@
 """What a person would check by hand after `playbooks/site.yml` on a fresh server.
 
-Shared by the site-debian12 and site-debian13 scenarios (molecule verify, testinfra). Checks
-inside the container use testinfra's `host`; checks a remote user would make (ports from another
-machine, TLS, uploads, SSH) run from the test host or from a probe container against the
-container's address on the default bridge network.
+Run whole by site-debian12 (molecule verify, testinfra); site-debian13, which deploys the role
+options, runs the checks that hold under them through its test_options.py, which imports them.
+Checks inside the container use testinfra's `host`; checks a remote user would make (ports
+from another machine, TLS, uploads, SSH) run from the test host or from a probe container
+against the container's address on the default bridge network.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SCENARIO_DIR = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent"
 EXAMPLE = REPO / "inventories" / "example"
 MAIN_VARS = yaml.safe_load((EXAMPLE / "group_vars" / "all" / "main.yml").read_text())
 # Where Mastodon's database connections go: the inventory's socket, unless a scenario's host
-# variables move them (site-options sets its PgBouncer address here after importing).
+# variables move them (site-debian13 sets its PgBouncer address here after importing).
 DB_HOST = MAIN_VARS["mastodon_db_host"]
 # The test-only switches the site scenarios add (the stand-in's release among them).
 OVERRIDES = yaml.safe_load((REPO / "tests/molecule/site-common/test-overrides.yml").read_text())
@@ -68,8 +69,10 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def pebble_root(container: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The root of pebble's issuing chain (pebble makes a new one at every start)."""
+def tls_root(container: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root the served certificate chains to: here pebble's (pebble makes a new one at every
+    start). site-debian13's test_options.py, which imports checks from this file, overrides it
+    with the throw-away CA of nginx's provided mode."""
     out = _run(
         ["docker", "exec", container, "curl", "-sS", "-k", "https://localhost:15000/roots/0"]
     )
@@ -297,10 +300,8 @@ def test_only_ssh_and_web_answer_from_another_container(probe: str, address: str
 # --- HTTPS, TLS, uploads, health ----------------------------------------------------------
 
 
-def test_https_certificate_chains_to_the_pebble_acme_server(
-    address: str, pebble_root: Path
-) -> None:
-    context = ssl.create_default_context(cafile=str(pebble_root))
+def test_https_certificate_chains_to_the_pebble_acme_server(address: str, tls_root: Path) -> None:
+    context = ssl.create_default_context(cafile=str(tls_root))
     with (
         socket.create_connection((address, 443), timeout=10) as raw,
         context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
@@ -356,11 +357,11 @@ def test_tls_scan_shows_mozilla_intermediate_and_hsts(address: str) -> None:
     assert hsts.include_subdomains
 
 
-def test_health_endpoints_answer_200_over_https(address: str, pebble_root: Path) -> None:
+def test_health_endpoints_answer_200_over_https(address: str, tls_root: Path) -> None:
     # Asked twice: the second answer would be nginx's copy if the first had been cached.
     for path in HEALTH_PATHS:
         for _ in range(2):
-            assert health_gate(address, pebble_root, path) is None
+            assert health_gate(address, tls_root, path) is None
 
 
 @pytest.mark.parametrize(
@@ -373,24 +374,22 @@ def test_health_endpoints_answer_200_over_https(address: str, pebble_root: Path)
     ],
 )
 def test_application_cache_control_reaches_the_client(
-    address: str, pebble_root: Path, path: str, cache_control: str
+    address: str, tls_root: Path, path: str, cache_control: str
 ) -> None:
-    _, headers, _ = _request(address, pebble_root, path)
+    _, headers, _ = _request(address, tls_root, path)
     assert headers.get("cache-control") == cache_control
 
 
-def test_api_response_carries_mastodons_security_headers(address: str, pebble_root: Path) -> None:
-    code, headers, _ = _request(address, pebble_root, "/api/v1/instance")
+def test_api_response_carries_mastodons_security_headers(address: str, tls_root: Path) -> None:
+    code, headers, _ = _request(address, tls_root, "/api/v1/instance")
     assert code == 200
     assert {k: headers.get(k) for k in MASTODON_SECURITY_HEADERS} == MASTODON_SECURITY_HEADERS
     assert headers.get("content-security-policy") == API_CSP
     assert headers.get("strict-transport-security") == HSTS
 
 
-def test_html_page_carries_mastodons_security_headers_and_csp(
-    address: str, pebble_root: Path
-) -> None:
-    code, headers, _ = _request(address, pebble_root, "/about")
+def test_html_page_carries_mastodons_security_headers_and_csp(address: str, tls_root: Path) -> None:
+    code, headers, _ = _request(address, tls_root, "/about")
     assert code == 200
     assert headers.get("content-type", "").startswith("text/html")
     assert {k: headers.get(k) for k in MASTODON_SECURITY_HEADERS} == MASTODON_SECURITY_HEADERS
@@ -405,7 +404,7 @@ def test_html_page_carries_mastodons_security_headers_and_csp(
 
 
 def test_static_file_carries_upstream_nginx_headers(
-    host: Any, address: str, pebble_root: Path
+    host: Any, address: str, tls_root: Path
 ) -> None:
     # assets:precompile wrote Vite's manifest and the digested files it names; nginx serves
     # them from public/ without asking puma.
@@ -413,7 +412,7 @@ def test_static_file_carries_upstream_nginx_headers(
         host.file("/home/mastodon/live/public/packs/.vite/manifest.json").content_string
     )
     asset = "/packs/" + next(iter(manifest.values()))["file"]
-    code, headers, _ = _request(address, pebble_root, asset)
+    code, headers, _ = _request(address, tls_root, asset)
     assert code == 200
     assert headers.get("cache-control") == "public, max-age=2419200, must-revalidate"
     assert headers.get("strict-transport-security") == HSTS
@@ -421,8 +420,8 @@ def test_static_file_carries_upstream_nginx_headers(
     assert "x-cached" not in headers, "a static file must not go through the proxy"
 
 
-def test_landing_page_says_it_is_the_stand_in(host: Any, address: str, pebble_root: Path) -> None:
-    code, headers, body = _request(address, pebble_root, "/")
+def test_landing_page_says_it_is_the_stand_in(host: Any, address: str, tls_root: Path) -> None:
+    code, headers, body = _request(address, tls_root, "/")
     assert code == 200, body[:300]
     assert headers.get("content-type") == "text/html; charset=utf-8"
     assert "Mastodon stand-in" in body
@@ -458,7 +457,7 @@ def _bearer(tmp_path: Path, token: str) -> tuple[str, str]:
 
 
 def test_40_mb_upload_reaches_the_app_with_a_write_media_token(
-    host: Any, address: str, pebble_root: Path, tmp_path: Path
+    host: Any, address: str, tls_root: Path, tmp_path: Path
 ) -> None:
     token = _role_token(host, "site-test uploads", "write:media")
     upload = tmp_path / "upload.mp4"
@@ -467,7 +466,7 @@ def test_40_mb_upload_reaches_the_app_with_a_write_media_token(
         handle.truncate(size)
     code, body = _curl(
         address,
-        pebble_root,
+        tls_root,
         "/api/v2/media",
         *_bearer(tmp_path, token),
         "-F",
@@ -478,7 +477,7 @@ def test_40_mb_upload_reaches_the_app_with_a_write_media_token(
     assert media["type"] == "video"
     # nginx serves the stored file itself, with upstream's headers for user uploads; its
     # Content-Range names the size the app stored.
-    code, headers, _ = _request(address, pebble_root, media["url"], "-r", "0-15")
+    code, headers, _ = _request(address, tls_root, media["url"], "-r", "0-15")
     assert code == 206
     assert headers.get("content-range") == f"bytes 0-15/{size}"
     assert headers.get("content-security-policy") == "default-src 'none'; form-action 'none'"
@@ -487,7 +486,7 @@ def test_40_mb_upload_reaches_the_app_with_a_write_media_token(
 
 
 def test_media_upload_refuses_no_token_a_wrong_scope_and_a_wrong_type(
-    host: Any, address: str, pebble_root: Path, tmp_path: Path
+    host: Any, address: str, tls_root: Path, tmp_path: Path
 ) -> None:
     image = tmp_path / "tiny.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
@@ -504,21 +503,21 @@ def test_media_upload_refuses_no_token_a_wrong_scope_and_a_wrong_type(
         ((*media, *as_binary), 422, None),
     ]
     for args, status, answer in cases:
-        code, body = _curl(address, pebble_root, "/api/v2/media", *args)
+        code, body = _curl(address, tls_root, "/api/v2/media", *args)
         assert code == status, (status, body[:300])
         if answer is not None:
             assert json.loads(body) == answer
-    code, body = _curl(address, pebble_root, "/api/v2/media", *media, *as_binary)
+    code, body = _curl(address, tls_root, "/api/v2/media", *media, *as_binary)
     assert "content type is invalid" in json.loads(body)["error"]
     # write:media itself admits the image; the answer is private API JSON.
-    code, headers, body = _request(address, pebble_root, "/api/v2/media", *media, *as_png)
+    code, headers, body = _request(address, tls_root, "/api/v2/media", *media, *as_png)
     assert code == 200, body[:300]
     assert json.loads(body)["type"] == "image"
     assert headers.get("cache-control") == "private, no-store"
     assert headers.get("content-security-policy") == API_CSP
     # The parent scope `write` covers write:media, on both API versions.
     for version in ("v1", "v2"):
-        code, body = _curl(address, pebble_root, f"/api/{version}/media", *writer, *as_png)
+        code, body = _curl(address, tls_root, f"/api/{version}/media", *writer, *as_png)
         assert code == 200, body[:300]
         assert json.loads(body)["type"] == "image"
 
@@ -568,18 +567,18 @@ def test_app_authorizes_the_host_and_redirects_plain_http_like_mastodon(host: An
     assert _app_request(host, 3000, "/health")[::2] == (200, "OK")
 
 
-def test_nginx_sends_the_host_and_https_the_app_requires(address: str, pebble_root: Path) -> None:
+def test_nginx_sends_the_host_and_https_the_app_requires(address: str, tls_root: Path) -> None:
     # The same requests the app refuses without the right Host and X-Forwarded-Proto (above)
     # succeed through nginx, which sets both. Query strings never asked before keep nginx's
     # cache (whose key has no host) out of it: these answers come from the app just now.
     unique = time.time_ns()
     for path in (f"/about?nginx-test={unique}", f"/api/v1/instance?nginx-test={unique}"):
-        code, headers, body = _request(address, pebble_root, path)
+        code, headers, body = _request(address, tls_root, path)
         assert code == 200, body[:300]
         assert headers.get("x-cached", "").upper() not in FROM_CACHE, headers.get("x-cached")
     # nginx passes the client's Host on: the app, not nginx, refuses another name.
     path = f"/about?nginx-test={unique}-other-host"
-    code, headers, body = _request(address, pebble_root, path, "-H", "Host: evil.example")
+    code, headers, body = _request(address, tls_root, path, "-H", "Host: evil.example")
     assert code == 403, body[:300]
     assert "Blocked host" in body
 
@@ -614,7 +613,7 @@ def _wait_for_health(host: Any, wanted: tuple[int, int] = (200, 200)) -> tuple[i
     ],
 )
 def test_health_probes_fail_while_a_backing_service_is_stopped(
-    host: Any, address: str, pebble_root: Path, service: str, expected: tuple[int, int]
+    host: Any, address: str, tls_root: Path, service: str, expected: tuple[int, int]
 ) -> None:
     assert _wait_for_health(host) == (200, 200)
     assert host.run(f"systemctl stop {service}").rc == 0
@@ -622,8 +621,8 @@ def test_health_probes_fail_while_a_backing_service_is_stopped(
         assert _wait_for_health(host, expected) == expected
         assert _app_request(host, 3000, "/health")[2] != "OK"
         # The health gate through nginx sees the same answers.
-        web_gate = health_gate(address, pebble_root, "/health")
-        streaming_gate = health_gate(address, pebble_root, "/api/v1/streaming/health")
+        web_gate = health_gate(address, tls_root, "/health")
+        streaming_gate = health_gate(address, tls_root, "/api/v1/streaming/health")
         assert web_gate == f"/health: HTTP {expected[0]}", web_gate
         if expected[1] == 200:
             assert streaming_gate is None, streaming_gate
@@ -635,15 +634,15 @@ def test_health_probes_fail_while_a_backing_service_is_stopped(
 
 
 def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
-    host: Any, container: str
+    host: Any, container: str, tls_root: Path
 ) -> None:
     probe = REPO / "tests" / "molecule" / "site-common" / "files" / "streaming_probe.py"
     # /var/tmp, not /tmp: Debian 13 boots with a tmpfs on /tmp, which hides what `docker cp`
     # writes into the container's own /tmp.
     copied = _run(["docker", "cp", str(probe), f"{container}:/var/tmp/site-streaming-probe.py"])
     assert copied.returncode == 0, copied.stderr
-    root = host.run("curl -sS -k https://localhost:15000/roots/0 > /tmp/site-pebble-root.pem")
-    assert root.rc == 0, root.stderr
+    copied = _run(["docker", "cp", str(tls_root), f"{container}:/var/tmp/site-tls-root.pem"])
+    assert copied.returncode == 0, copied.stderr
     marker = f"site-test-{time.time_ns()}"
     status = {
         "id": marker,
@@ -662,7 +661,7 @@ def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
         out = host.run(
             f"REDISCLI_AUTH={shlex.quote(password)} timeout 120 python3"
             f" /var/tmp/site-streaming-probe.py {shlex.quote(SERVER_NAME)}"
-            " /tmp/site-pebble-root.pem"
+            " /var/tmp/site-tls-root.pem"
             f" {shlex.quote(stream)} {shlex.quote(channel)} {shlex.quote(message)} 20"
         )
         assert out.rc == 0, out.stderr[-2000:]
@@ -684,21 +683,21 @@ def test_streaming_websocket_through_nginx_receives_an_event_published_in_redis(
 
 
 def test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache(
-    host: Any, address: str, pebble_root: Path
+    host: Any, address: str, tls_root: Path
 ) -> None:
     # Warm nginx's cache with everything it may keep, and prove the gate passes now.
     for path in ("/health", "/api/v1/instance", "/about", "/health"):
-        _request(address, pebble_root, path)
-    assert health_gate(address, pebble_root, "/health") is None
+        _request(address, tls_root, path)
+    assert health_gate(address, tls_root, "/health") is None
     assert host.run("systemctl stop mastodon-web").rc == 0
     try:
         # The cache still answers what Mastodon lets it keep ...
-        code, headers, _ = _request(address, pebble_root, "/api/v1/instance")
+        code, headers, _ = _request(address, tls_root, "/api/v1/instance")
         assert (code, headers.get("x-cached")) in {(200, "HIT"), (200, "STALE")}
         # ... but the health gate does not take that answer for a healthy web process.
-        failure = health_gate(address, pebble_root, "/health")
+        failure = health_gate(address, tls_root, "/health")
         assert failure == "/health: HTTP 502", failure
-        assert health_gate(address, pebble_root, "/api/v1/streaming/health") is None
+        assert health_gate(address, tls_root, "/api/v1/streaming/health") is None
     finally:
         host.run("systemctl start mastodon-web")
         ready = host.run(
@@ -706,7 +705,7 @@ def test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache(
             " sleep 1; done; exit 1"
         )
     assert ready.rc == 0, "mastodon-web did not answer /health again after the restart"
-    assert health_gate(address, pebble_root, "/health") is None
+    assert health_gate(address, tls_root, "/health") is None
 
 
 def test_ssh_key_login_works(address: str) -> None:

@@ -1,9 +1,10 @@
-"""What a person would check after `playbooks/site.yml` with the options no other scenario runs.
+"""What a person would check after `playbooks/site.yml` with the options site-debian12 does not run.
 
-The site-options scenario deploys the example institution like site-debian12 but with nginx in
+The site-debian13 scenario deploys the example institution on Debian 13 with nginx in
 `provided` certificate mode (a throw-away CA made by prepare.yml), sshd on port 2222 and
-PgBouncer in transaction pooling mode in front of PostgreSQL. Helpers and the checks that hold
-unchanged come from ../../site-common/tests/test_site.py (imported, not copied).
+PgBouncer in transaction pooling mode in front of PostgreSQL. The site checks that hold
+unchanged under these options come from ../../site-common/tests/test_site.py (imported, not
+copied); the fixture `tls_root` below points them at the throw-away CA instead of pebble's.
 """
 
 from __future__ import annotations
@@ -16,22 +17,43 @@ import socket
 import ssl
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import test_site as site  # conftest.py puts site-common/tests on the path
 import yaml
-from test_site import (  # noqa: F401  (the site scenarios' checks that hold unchanged, run here too)
+from test_site import (  # noqa: F401  (the site checks that hold under the options, run here too)
+    test_40_mb_upload_reaches_the_app_with_a_write_media_token,
+    test_api_response_carries_mastodons_security_headers,
+    test_app_authorizes_the_host_and_redirects_plain_http_like_mastodon,
+    test_application_cache_control_reaches_the_client,
     test_backend_port_listens_on_loopback_only,
     test_env_production_is_private_to_mastodon,
+    test_fail2ban_sshd_jail_is_active,
+    test_health_endpoints_answer_200_over_https,
+    test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache,
+    test_health_probes_fail_while_a_backing_service_is_stopped,
+    test_html_page_carries_mastodons_security_headers_and_csp,
+    test_landing_page_says_it_is_the_stand_in,
+    test_last_deploy_is_recorded_on_the_controller,
+    test_mastodon_role_owns_its_database,
+    test_media_upload_refuses_no_token_a_wrong_scope_and_a_wrong_type,
+    test_nginx_sends_the_host_and_https_the_app_requires,
     test_postgresql_runs_the_sizing_tier,
+    test_postgresql_socket_uses_peer_authentication,
+    test_redis_keeps_jobs_and_data,
+    test_redis_requires_the_password,
     test_scenario_groups_are_the_example_institutions_groups,
+    test_static_file_carries_upstream_nginx_headers,
+    test_streaming_websocket_through_nginx_receives_an_event_published_in_redis,
+    test_tls_scan_shows_mozilla_intermediate_and_hsts,
 )
 
 SCRATCH = site.SCRATCH
 SERVER_NAME = site.SERVER_NAME
 OPTIONS = yaml.safe_load(
-    (site.SCENARIO_DIR / "host_vars" / "db-siteopt" / "10-options.yml").read_text()
+    (site.SCENARIO_DIR / "host_vars" / "db-site13" / "10-options.yml").read_text()
 )
 SSH_PORT = int(OPTIONS["common_ssh_port"])
 PGBOUNCER_PORT = int(OPTIONS["mastodon_db_port"])
@@ -41,6 +63,12 @@ TLS_DIR = f"/etc/nginx/tls/{SERVER_NAME}"
 PROVIDED_KEY = f"{TLS_DIR}/provided-privkey.pem"
 PROVIDED_CHAIN = f"{TLS_DIR}/provided-fullchain.pem"
 DATABASE = site.MAIN_VARS["postgresql_mastodon_database"]
+
+
+@pytest.fixture(scope="module")
+def tls_root() -> Path:
+    """The throw-away CA that signed the provided certificate (the imported checks' root)."""
+    return TLS / "ca.pem"
 
 
 def _pgbouncer_admin(host: Any, command: str) -> list[dict[str, str]]:
@@ -113,13 +141,6 @@ def test_no_acme_client_in_provided_mode(host: Any) -> None:
     assert "bootstrap-" not in site_conf
 
 
-def test_health_answers_200_over_https_with_the_provided_certificate(address: str) -> None:
-    # The site scenarios' gate: 200 from the process itself, never a copy from nginx's cache.
-    for path in site.HEALTH_PATHS:
-        for _ in range(2):
-            assert site.health_gate(address, TLS / "ca.pem", path) is None
-
-
 # --- SSH on another port ------------------------------------------------------------------
 
 
@@ -187,83 +208,27 @@ def test_only_the_new_ssh_port_and_web_answer_from_another_container(
     assert banner.stdout.startswith("SSH-2.0-OpenSSH"), banner.stdout + banner.stderr
 
 
-@pytest.fixture(scope="module")
-def probe_ssh(probe: str) -> str:
-    """The probe container with an SSH client and the admin's test key."""
-    install = site._run(
+# Key login, sudo and the refused passwords on the new port: test_host_hardening.py, which
+# reads the port from this scenario's variables.
+
+
+def test_nothing_answers_on_port_22_from_another_container(ssh_probe: str, address: str) -> None:
+    out = site._run(
         [
             "docker",
             "exec",
-            probe,
-            "timeout",
-            "240",
-            "bash",
-            "-c",
-            "apt-get -qq update && DEBIAN_FRONTEND=noninteractive"
-            " apt-get -qq install -y --no-install-recommends openssh-client",
-        ],
-        timeout=260,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
-    site._run(["docker", "exec", probe, "install", "-d", "-m", "0700", "/root/.ssh"])
-    copied = site._run(
-        ["docker", "cp", str(SCRATCH / "ssh" / "id_ed25519"), f"{probe}:/root/.ssh/id_ed25519"]
-    )
-    assert copied.returncode == 0, copied.stderr
-    site._run(["docker", "exec", probe, "chmod", "0600", "/root/.ssh/id_ed25519"])
-    return probe
-
-
-def _ssh_from(probe: str, address: str, port: int, *options: str) -> Any:
-    return site._run(
-        [
-            "docker",
-            "exec",
-            probe,
+            ssh_probe,
             *site._ssh(address),
             "-p",
-            str(port),
-            *options,
+            "22",
+            "-i",
+            "/root/admin_ed25519",
             f"opsadmin@{address}",
             "id",
             "-un",
         ],
         timeout=60,
     )
-
-
-def test_admin_key_login_works_on_the_new_port_from_another_container(
-    probe_ssh: str, address: str
-) -> None:
-    out = _ssh_from(
-        probe_ssh,
-        address,
-        SSH_PORT,
-        "-i",
-        "/root/.ssh/id_ed25519",
-        "-o",
-        "PreferredAuthentications=publickey",
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "opsadmin"
-
-
-def test_password_login_is_refused_on_the_new_port(probe_ssh: str, address: str) -> None:
-    out = _ssh_from(
-        probe_ssh,
-        address,
-        SSH_PORT,
-        "-o",
-        "PubkeyAuthentication=no",
-        "-o",
-        "PreferredAuthentications=password,keyboard-interactive",
-    )
-    assert out.returncode == 255
-    assert "Permission denied (publickey)" in out.stderr, out.stderr
-
-
-def test_nothing_answers_on_port_22_from_another_container(probe_ssh: str, address: str) -> None:
-    out = _ssh_from(probe_ssh, address, 22, "-i", "/root/.ssh/id_ed25519")
     assert out.returncode == 255
     # Filtered (dropped), not refused: the firewall's default deny.
     assert "timed out" in out.stderr, out.stderr
