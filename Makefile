@@ -1,5 +1,5 @@
 # Named entry points for the jobs a person runs. See README.md.
-.PHONY: help bootstrap demo demo-down test lint unit scenarios bench
+.PHONY: help bootstrap demo demo-down test lint unit docs scenarios bench
 
 help:  ## List the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,8 +19,13 @@ test:  ## Everything CI runs: lint, unit tests, all container scenarios
 lint: bootstrap  ## ruff, mypy, yamllint, ansible-lint
 	tests/lint.sh
 
-unit: bootstrap  ## Unit and CLI tests only (seconds)
+unit: bootstrap  ## Unit and CLI tests only (seconds; the docs screenshots need chromium)
+	scripts/ensure-chromium.sh
 	.venv/bin/pytest -q -n 2
+
+docs: bootstrap  ## Regenerate the reference pages and build the documentation site into site/
+	.venv/bin/python scripts/docs_site.py
+	.venv/bin/mkdocs build --strict
 
 scenarios: bootstrap  ## Container scenarios only (molecule)
 	tests/testbed/run-scenarios.sh

@@ -145,6 +145,11 @@ def sizing(users: int) -> Sizing:
     raise AssertionError("unreachable: the last tier covers MAX_USERS")  # pragma: no cover
 
 
+def tiers() -> list[Sizing]:
+    """Every tier, smallest first (each as `sizing` gives it for the tier's largest count)."""
+    return [sizing(row[1]) for row in _TIERS]
+
+
 def sizing_table(s: Sizing) -> str:
     """A human-readable table of a sizing plan."""
     rows = [

@@ -26,7 +26,16 @@ report() {
 }
 trap report EXIT
 
+# Debian's chromium for the documentation screenshots (a unit test), installed while lint runs.
+mkdir -p "$root/tests/.artifacts"
+"$root/scripts/ensure-chromium.sh" >"$root/tests/.artifacts/ensure-chromium.log" 2>&1 &
+chromium_pid=$!
+chromium_ready() {
+  wait "$chromium_pid" || { cat "$root/tests/.artifacts/ensure-chromium.log" >&2; return 1; }
+}
+
 phase "lint" "$root/tests/lint.sh"
+phase "chromium (docs screenshots)" chromium_ready
 # Two processes (pytest-xdist): 49 s instead of 75 s on the 2-core machine (2 December 2026).
 phase "unit and CLI tests" pytest -q -n 2
 if [[ "${SKIP_CONTAINERS:-0}" == "1" ]]; then
