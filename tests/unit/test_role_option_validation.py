@@ -137,6 +137,11 @@ CASES: dict[str, tuple[str, dict[str, Any], str | None]] = {
         {**POSTGRESQL_BASE, "postgresql_pgbouncer_default_pool_size": 100},
         "below postgresql_max_connections",
     ),
+    "postgresql_pgbouncer_waits_forever": (
+        "postgresql",
+        {**POSTGRESQL_BASE, "postgresql_pgbouncer_query_wait_timeout": 0},
+        "postgresql_pgbouncer_query_wait_timeout must be a number of seconds of at least 1",
+    ),
     "mastodon_pgbouncer_ok": (
         "mastodon",
         {

@@ -71,6 +71,12 @@ def tls_root() -> Path:
     return TLS / "ca.pem"
 
 
+@pytest.fixture(scope="module")
+def served_key_types() -> set[str]:
+    """prepare.yml makes the provided pair with an RSA key: nginx serves that one certificate."""
+    return {"RSA"}
+
+
 def _pgbouncer_admin(host: Any, command: str) -> list[dict[str, str]]:
     """Rows of a PgBouncer admin-console command (the `pgbouncer` user over the Unix socket,
     as the postgres OS user PgBouncer runs as)."""
@@ -249,6 +255,8 @@ def test_pgbouncer_pools_transactions(host: Any) -> None:
     assert config["pool_mode"] == "transaction"
     assert config["listen_addr"] == "127.0.0.1"
     assert config["auth_type"] == "scram-sha-256"
+    # A PostgreSQL outage fails requests after this many seconds instead of PgBouncer's 120.
+    assert config["query_wait_timeout"] == "15"
     userlist = host.file("/etc/pgbouncer/userlist.txt")
     assert (userlist.user, userlist.mode) == ("postgres", 0o600)
 
