@@ -17,7 +17,7 @@
 #   SCENARIO_JOBS=2         scenarios run at the same time (1 = one after another); every
 #                           scenario has its own containers, so lanes share nothing but the
 #                           daemon and the base images
-#   SCENARIO_TIMEOUT=1800   seconds one scenario may take before it is killed
+#   SCENARIO_TIMEOUT=2700   seconds one scenario may take before it is killed
 #   FAIL_FAST=1             start no further scenario after the first failure
 #   SCENARIO_BUDGET=1320    wall seconds for the scenarios (issue 13: `make test` in 25 minutes, less about
 #                           3 for lint and unit tests); the table says how the
@@ -56,7 +56,7 @@ artifacts="$tests_dir/.artifacts"
 mkdir -p "$artifacts"
 [[ -x "$repo_root/.venv/bin/molecule" ]] && export PATH="$repo_root/.venv/bin:$PATH"
 command -v molecule >/dev/null || die "molecule not found: run scripts/bootstrap.sh (make bootstrap)"
-scenario_timeout="${SCENARIO_TIMEOUT:-1800}"
+scenario_timeout="${SCENARIO_TIMEOUT:-2700}"
 
 selected=()
 if [[ -n "${SCENARIOS:-}" ]]; then

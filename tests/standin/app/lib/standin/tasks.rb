@@ -75,14 +75,40 @@ module Standin
         warn 'Schema already loaded: refusing to run db:setup over an existing database'
         return 1
       end
+      pause_migrations_when_asked
       migration_context([File.join(Standin.root, 'db/migrate'), File.join(Standin.root, 'db/post_migrate')]).migrate
       db_seed
     end
 
     def db_migrate
       ActiveRecord::Migration.verbose = true
+      pause_migrations_when_asked
       migration_context.migrate
       0
+    end
+
+    # TEST-ONLY knob, no Mastodon behaviour: while this file exists (only
+    # tests/molecule/site-debian13/interrupted_converge.py writes it), each migration appends its
+    # version to paused-migrations beside it, and every migration after the first of the run
+    # then waits as many seconds as the file says, inside its transaction, so that a test can
+    # kill a run in the middle of its migrations with one already committed.
+    MIGRATION_PAUSE_KNOB = '/run/testbed-standin/pause-migrations-seconds'
+
+    def pause_migrations_when_asked
+      return unless File.file?(MIGRATION_PAUSE_KNOB)
+
+      seconds = File.read(MIGRATION_PAUSE_KNOB).to_f
+      log = File.join(File.dirname(MIGRATION_PAUSE_KNOB), 'paused-migrations')
+      ran = 0
+      ActiveRecord::Migration.prepend(Module.new do
+        define_method(:migrate) do |direction|
+          result = super(direction)
+          File.open(log, 'a') { |f| f.puts(version) }
+          ran += 1
+          sleep(seconds) if ran > 1
+          result
+        end
+      end)
     end
 
     def db_version
