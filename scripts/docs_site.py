@@ -77,6 +77,22 @@ def _option_row(param: click.Parameter) -> str:
     return f"| {name} | {kind} | {default} | {text.replace('|', chr(92) + '|')} |"
 
 
+def _commands(
+    group: click.Group, context: click.Context, prefix: str = ""
+) -> list[tuple[str, click.Command, click.Context]]:
+    """Every command under the group, depth first, with its full name (`analytics run`)."""
+    found = []
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if command is None:
+            raise SystemExit(f"instance-cli lists {name} but cannot load it")
+        found.append((prefix + name, command, context))
+        if isinstance(command, click.Group):
+            inner = click.Context(command, info_name=name, parent=context)
+            found += _commands(command, inner, f"{prefix}{name} ")
+    return found
+
+
 def cli_page(group: click.Group = cli) -> str:
     context = click.Context(group, info_name="instance-cli")
     lines = [
@@ -87,11 +103,8 @@ def cli_page(group: click.Group = cli) -> str:
         " ".join((group.help or "").split()),
         "[The CLI guide](../cli.md) shows them at work.",
     ]
-    for name in group.list_commands(context):
-        command = group.get_command(context, name)
-        if command is None:
-            raise SystemExit(f"instance-cli lists {name} but cannot load it")
-        usage = command.collect_usage_pieces(click.Context(command, info_name=name, parent=context))
+    for name, command, parent in _commands(group, context):
+        usage = command.collect_usage_pieces(click.Context(command, info_name=name, parent=parent))
         lines += [
             "",
             f"## `instance-cli {name}`",
