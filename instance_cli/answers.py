@@ -267,6 +267,12 @@ SCHEMA: tuple[Field, ...] = (
         Field("retention.media_cache_days", OptionalInt(1, 365, "a number of days"),
               "Days to cache media from other servers", "Empty = the sizing tier's value",
               default=None),
+        Field("analytics.mode", Choice("off", "opt-in"), "Course analytics",
+              "opt-in: teachers may take weekly snapshots of public course-hashtag posts, "
+              "naming only accounts that opt in (docs/analytics.md)", default="off"),
+        Field("analytics.retention_days", Int(1, 365, "a number of days"),
+              "Days to keep course analytics snapshots", "One term is about 120",
+              default=120, ask_if=lambda a: a.get("analytics.mode") == "opt-in"),
     ),
     *section("Backups",
         Field("backup.repository",

@@ -76,6 +76,19 @@ def test_privacy_policy_retention_periods_come_from_the_answers() -> None:
     assert "backup_retention_days: 90" in main
 
 
+def test_course_analytics_is_in_the_privacy_policy_only_when_the_institution_uses_it() -> None:
+    raw = example_raw()
+    off = render(raw)["community/privacy-policy.md"]
+    assert "course analytics" not in off.lower()
+    assert "This server uses no\nanalytics" in off
+    raw["analytics"] = {"mode": "opt-in", "retention_days": 90}
+    on = render(raw)["community/privacy-policy.md"]
+    assert "public posts with a course's hashtag" in on
+    assert '"Course analytics: opt-in"' in on  # the opt-in, in the words of docs/analytics.md
+    assert "Course analytics snapshots: **90 days**" in on
+    assert "This server uses no\nanalytics" not in on
+
+
 def test_sso_and_allowlist_change_the_texts() -> None:
     raw = example_raw()
     raw["federation"]["mode"] = "allowlist"

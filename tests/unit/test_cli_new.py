@@ -314,6 +314,7 @@ def interactive_input(owner: str = "", email_domains: str = "", tail: tuple[str,
         "no",  # no third moderator
         "DPO office", "dpo@example-university.edu", "Germany", "Some authority", "",
         "", "", "",  # retention ip/session/media
+        "",  # analytics.mode (off)
         "sftp:backup@backup.example-university.edu:/srv/restic/example", "", "",  # backup
         "smtp.example-university.edu", "", "", "",  # smtp
         "none",  # sso.mode

@@ -34,6 +34,7 @@ TYPED = [
     "", "",  # data protection officer and email
     "Germany", "Landesbeauftragte fuer Datenschutz", "",  # jurisdiction, authority, its URL
     "", "", "",  # retention
+    "",  # course analytics (off)
     "", "", "",  # backup repository, retention and where the passwords are also kept
     "", "", "", "",  # smtp host, port, login, from
     "",  # sso
@@ -97,7 +98,7 @@ def test_accepting_the_summary_writes_with_derived_defaults(run: Run, tmp_path: 
     result = session(run, out, "")  # Enter: yes
     assert result.exit_code == 0, result.output
     typed = [t for t in TYPED if t]
-    assert len(typed) == 10 and len(TYPED) - len(typed) == 35, "most answers are Enter"
+    assert len(typed) == 10 and len(TYPED) - len(typed) == 36, "most answers are Enter"
     answers = yaml.safe_load((out / "acme-institute" / "answers.yml").read_text())
     assert answers["institution"] == {"name": "Acme Institute", "short_name": "Acme Institute",
                                       "slug": "acme-institute"}  # fmt: skip
