@@ -153,20 +153,11 @@ while time.monotonic() < deadline:
 sys.exit(2)
 """
 
-# Runs inside the container after a kill: what the kill left behind.
-SNAPSHOT = r"""
-import fcntl, glob, hashlib, json, os, subprocess, sys
-env_file, tls_dir, site_file, database = sys.argv[1:5]
-
-def run(argv):
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True)
-    except FileNotFoundError:
-        return 127, ''
-    return p.returncode, p.stdout
-
+# Runs inside the container (a piece of the two scripts below and of
+# tests/test_interrupted_converge.py): whether another process holds a lock file dpkg or apt
+# take with fcntl (None when the file does not exist).
+HELD = r"""
 def held(path):
-    # dpkg and apt take fcntl locks: a lock another process holds refuses ours.
     try:
         fd = os.open(path, os.O_RDWR)
     except OSError:
@@ -179,6 +170,20 @@ def held(path):
         return True
     finally:
         os.close(fd)
+"""
+
+# Runs inside the container after a kill: what the kill left behind.
+_SNAPSHOT_BODY = r"""
+import fcntl, glob, hashlib, json, os, subprocess, sys
+env_file, tls_dir, site_file, database = sys.argv[1:5]
+
+def run(argv):
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError:
+        return 127, ''
+    return p.returncode, p.stdout
+
 
 locks = ['/var/lib/dpkg/lock', '/var/lib/dpkg/lock-frontend', '/var/cache/apt/archives/lock',
          '/var/lib/apt/lists/lock']
@@ -209,6 +214,7 @@ if rc == 0:
     snap['advisory_locks'] = int(out.strip())
 print(json.dumps(snap))
 """
+SNAPSHOT = HELD + _SNAPSHOT_BODY
 
 
 def docker(container: str, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

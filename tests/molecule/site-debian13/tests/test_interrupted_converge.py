@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import test_site as site  # conftest.py puts site-common/tests on the path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from interrupted_converge import HELD  # the in-container lock check the driver uses too
 
 ARTIFACT = site.REPO / "tests" / ".artifacts" / "interrupted-converge-site-debian13.json"
 POINTS = ["apt", "migrations", "certificate"]
@@ -142,18 +148,10 @@ def test_rows_written_before_the_migrations_kill_are_kept_and_setup_finished(
     assert {"Moderator", "Admin", "Owner"} <= roles
 
 
-LEFTOVERS = r"""
+LEFTOVERS = (
+    HELD
+    + r"""
 import fcntl, glob, json, os
-def held(path):
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
 temp = []
 for top in ('/etc', '/home/mastodon', '/usr/local', '/var/lib'):
     for root, dirs, files in os.walk(top):
@@ -170,6 +168,7 @@ print(json.dumps({
     'knob': os.path.exists('/run/testbed-standin'),
 }))
 """
+)
 
 
 def test_no_lock_or_half_written_file_is_left(host: Any, record: dict[str, Any]) -> None:
