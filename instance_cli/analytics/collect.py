@@ -34,7 +34,6 @@ class Api(Protocol):
     def status_favourited_by(self, id: Any) -> Any: ...
     def status_reblogged_by(self, id: Any) -> Any: ...
     def fetch_next(self, previous_page: Any) -> Any: ...
-    def fetch_remaining(self, first_page: Any) -> Any: ...
 
 
 @dataclass
@@ -111,8 +110,11 @@ class State:
         with self.journal_path.open("a", encoding="utf-8") as journal:
             journal.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
 
-    def complete(self) -> None:
-        """The run is complete: write the snapshot, start the next run from its newest post."""
+    def complete(self, keep_from: str | None = None) -> None:
+        """The run is complete: drop the posts older than `keep_from` (ISO; the retention),
+        write the snapshot, and start the next run from its newest post."""
+        if keep_from is not None:
+            self.posts = {k: p for k, p in self.posts.items() if p.created_at >= keep_from}
         if self.posts:
             self.newest = max(p.created_at for p in self.posts.values())
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,16 +197,12 @@ class Collector:
         self.requests += 1
         return getattr(self.api, method)(*args, **kwargs)
 
-    def _accounts(self, method: str, status_id: Any) -> list[str]:
-        first = self._call(method, status_id)
-        accounts = list(first)
-        page = first
-        while _get(page, "_pagination_next") is not None:
-            page = self._call("fetch_next", page)
-            if not page:
-                break
-            accounts += list(page)
-        return sorted({self._label(a) for a in accounts})
+    def _interactors(self, status: Any, count: str, method: str) -> list[str]:
+        """Who favourited or boosted the status (not asked when its count is 0). Mastodon.py
+        returns these lists unpaginated: one page, the first 40 accounts by Mastodon's default."""
+        if not _get(status, count, 0):
+            return []
+        return sorted({self._label(a) for a in self._call(method, _get(status, "id"))})
 
     def _keep(self, status: Any) -> bool:
         if _get(status, "visibility") != "public":
@@ -222,16 +220,8 @@ class Collector:
             sid = self.pseudonyms.status(_get(member, "id"))
             if sid in self.state.posts or not self._keep(member):
                 continue
-            favourited = (
-                self._accounts("status_favourited_by", _get(member, "id"))
-                if _get(member, "favourites_count", 0)
-                else []
-            )
-            reblogged = (
-                self._accounts("status_reblogged_by", _get(member, "id"))
-                if _get(member, "reblogs_count", 0)
-                else []
-            )
+            favourited = self._interactors(member, "favourites_count", "status_favourited_by")
+            reblogged = self._interactors(member, "reblogs_count", "status_reblogged_by")
             post = self._post(member, favourited, reblogged)
             self._pending.append({"post": asdict(post)})
         self.state.record(*self._pending, {"thread": key})
@@ -268,5 +258,6 @@ class Collector:
         """Walk every tag (resuming an interrupted walk); returns the state with every post."""
         for tag in self.tags:
             self._walk(tag.lstrip("#").lower())
-        self.state.complete()
+        # Nothing older than the run's start stays, in the snapshot either.
+        self.state.complete(keep_from=_iso(self.since) if self.since is not None else None)
         return self.state

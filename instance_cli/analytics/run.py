@@ -77,10 +77,6 @@ def run(
             f"{instance}: the API failed ({type(exc).__name__}: {exc}); what was collected is"
             " kept, run the same command again to resume"
         ) from exc
-    # Nothing older than the retention period stays, in the state either.
-    limit = start.astimezone(UTC).isoformat(timespec="seconds")
-    state.posts = {k: p for k, p in state.posts.items() if p.created_at >= limit}
-    state.complete()
     folder = write_run(resolved_posts(state), out, names, now=moment)
     prune(out, retention_days, today=moment.date())
     write_index(out, names)

@@ -68,9 +68,6 @@ class Recorded:
         cursor = getattr(previous_page, "_pagination_next", None)
         return self._page(cursor) if cursor is not None else None
 
-    def fetch_remaining(self, first_page: Any) -> Any:
-        return first_page
-
     def status_context(self, id: Any) -> dict[str, Any]:
         thread = self.threads[str(id)]
         return {"ancestors": [], "descendants": thread[1:]}
