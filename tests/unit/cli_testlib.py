@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,14 @@ def trusted(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: trusted(v) for k, v in value.items()}
     return value
+
+
+def load_module(name: str, path: Path) -> Any:
+    """A Python file that is not part of a package (a script, a role's plugin or tool), imported
+    by path and registered as `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

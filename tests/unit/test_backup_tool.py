@@ -6,30 +6,19 @@ checksums without the remote cache, and the restic 0.14 relay that never keeps a
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import stat
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from cli_testlib import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "roles" / "backup" / "files" / "mastodon_backup.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mastodon_backup", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mastodon_backup"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mb = _load()
+mb = load_module("mastodon_backup", TOOL)
 REPO = "sftp:backup@192.0.2.5:/srv/restic/example"
 
 # What restic 0.14 prints (exit 1 for all of them), recorded on Debian 12.

@@ -6,7 +6,6 @@ not blank. The screenshots are kept in tests/.artifacts/docs-screenshots/ (CI ar
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -14,10 +13,10 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from cli_testlib import load_module
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,15 +31,7 @@ PAGES = {
 }
 
 
-def _docs_site() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_site", REPO / "scripts" / "docs_site.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-docs_site = _docs_site()
+docs_site = load_module("docs_site", REPO / "scripts" / "docs_site.py")
 
 
 def build(config: Path, out: Path) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ reuse of a batch entry) against a fake `bin/rails`."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,34 +13,30 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cli_testlib import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles/instance_settings"
 LIBRARY = ROLE / "library"
 
 
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # What AnsiballZ does on the host: the role's module_utils file answers to
 # ansible.module_utils.<name> (test_the_module_gets_module_utils_through_ansiballz checks the
 # real thing).
-shared = _load(
+shared = load_module(
     "ansible.module_utils.instance_settings_domain_block",
     ROLE / "module_utils/instance_settings_domain_block.py",
 )
-policy = _load("instance_settings_domain_policy", LIBRARY / "instance_settings_domain_policy.py")
-runner = _load("instance_settings_rails_runner", LIBRARY / "instance_settings_rails_runner.py")
-plugin = _load(
+policy = load_module(
+    "instance_settings_domain_policy", LIBRARY / "instance_settings_domain_policy.py"
+)
+runner = load_module(
+    "instance_settings_rails_runner", LIBRARY / "instance_settings_rails_runner.py"
+)
+plugin = load_module(
     "instance_settings_runner_action", ROLE / "action_plugins/instance_settings_rails_runner.py"
 )
-filters = _load("instance_settings_filters", ROLE / "filter_plugins/instance_settings.py")
+filters = load_module("instance_settings_filters", ROLE / "filter_plugins/instance_settings.py")
 
 
 def block(domain: str, **fields: Any) -> dict[str, Any]:

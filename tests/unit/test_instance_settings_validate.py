@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_testlib import load_module
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,16 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "roles/instance_settings/filter_plugins/instance_settings.py"
 
 
-def _load() -> Any:
-    spec = importlib.util.spec_from_file_location("instance_settings_filters", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-f = _load()
+f = load_module("instance_settings_filters", PLUGIN)
 Err = f.InstanceSettingsError
 
 HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"

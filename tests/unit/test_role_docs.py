@@ -6,29 +6,18 @@ itself notices drift and missing markers.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
+from cli_testlib import load_module
 from role_specs import REPO, role_options, roles_with_specs
 
 ROLES = REPO / "roles"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("role_docs", REPO / "scripts" / "role_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["role_docs"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-role_docs = _load()
+role_docs = load_module("role_docs", REPO / "scripts" / "role_docs.py")
 ROLES_WITH_SPECS = roles_with_specs()
 
 
