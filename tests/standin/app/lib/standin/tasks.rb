@@ -9,16 +9,21 @@ module Standin
   module Tasks
     module_function
 
+    TASKS = {
+      'db:create' => :db_create,
+      'db:setup' => :db_setup,
+      'db:migrate' => :db_migrate,
+      'db:version' => :db_version,
+      'db:seed' => :db_seed,
+      'assets:precompile' => :assets_precompile,
+    }.freeze
+
     def run(argv)
       command = argv.shift
-      case command
-      when 'db:create' then db_create
-      when 'db:setup' then db_setup
-      when 'db:migrate' then db_migrate
-      when 'db:version' then db_version
-      when 'db:seed' then db_seed
-      when 'assets:precompile' then assets_precompile
-      when 'runner', 'r' then runner(argv)
+      if TASKS.key?(command)
+        task(command)
+      elsif %w(runner r).include?(command)
+        runner(argv)
       else
         warn "Unknown command: #{command.inspect} (stand-in supports db:create, db:setup, db:migrate, " \
              'db:version, db:seed, assets:precompile, runner)'
@@ -27,6 +32,41 @@ module Standin
     rescue Standin::BootError, ActiveRecord::ActiveRecordError, PG::Error => e
       warn "#{e.class}: #{e.message}"
       1
+    end
+
+    # A task (Rake's in Rails) that raises is reported the way Rake reports it, exit status 1:
+    #   bin/rails aborted!
+    #   StandardError: An error has occurred, this and all later migrations canceled:
+    #
+    #   <the migration's message>
+    #   <backtrace lines inside the application>
+    #
+    #   Caused by:
+    #   <the original error, e.g. the RuntimeError's message alone, as Rake prints it>
+    #   Tasks: TOP => db:migrate
+    #   (See full trace by running task with --trace)
+    # (Ruby 3.2+'s Rake appends " (StandardError)" to the first message line; the stand-in
+    # prints the same text on both releases.)
+    def task(name)
+      send(TASKS.fetch(name))
+    rescue StandardError => e
+      report_aborted(name, e)
+      1
+    end
+
+    def report_aborted(name, error)
+      warn 'bin/rails aborted!'
+      seen = []
+      while error && !seen.include?(error)
+        warn "\nCaused by:" unless seen.empty?
+        seen << error
+        warn error.instance_of?(RuntimeError) ? error.message : "#{error.class}: #{error.message}"
+        app_lines = Array(error.backtrace).select { |line| line.start_with?(Standin.root) }
+        warn app_lines.join("\n") unless app_lines.empty?
+        error = error.cause
+      end
+      warn "Tasks: TOP => #{name}"
+      warn '(See full trace by running task with --trace)'
     end
 
     def migration_paths
