@@ -1,7 +1,9 @@
 """roles/backup/files/mastodon_backup.py without a server: restic's messages and exit codes
 mapped to what an operator must do, complete runs, the manifest comparison, the uploads'
-checksums without the remote cache, and the restic 0.14 relay that never keeps a failed dump
-(a fake restic on PATH records what it was asked). The scenario `backup` runs it for real."""
+checksums without the remote cache, the restic 0.14 relay that never keeps a failed dump,
+`verify` of a run against its manifest and the database-only restore of a rollback with the
+writes it undoes (a fake restic on PATH records what it was asked and serves a fake
+repository). The scenario `backup` runs it for real."""
 
 from __future__ import annotations
 
@@ -143,6 +145,22 @@ if locked and "forget" in args and not os.path.exists(locked):
     sys.exit(1)
 if "forget" in args and "--json" in args:
     print("[]")
+    sys.exit(0)
+store = os.environ.get("FAKE_RESTIC_STORE", "")
+if store and "snapshots" in args:
+    with open(os.path.join(store, "snapshots.json")) as listing:
+        sys.stdout.write(listing.read())
+    sys.exit(0)
+if store and "dump" in args:
+    # dump SNAPSHOT PATH: the file stored at STORE/SNAPSHOT/PATH, streamed to stdout.
+    snapshot, path = args[args.index("dump") + 1 :][:2]
+    stored = os.path.join(store, snapshot, path.lstrip("/"))
+    if not os.path.isfile(stored):
+        sys.stderr.write(f"Fatal: cannot dump file: path {path!r} not found in snapshot\\n")
+        sys.exit(1)
+    with open(stored, "rb") as data:
+        while chunk := data.read(65536):
+            sys.stdout.buffer.write(chunk)
     sys.exit(0)
 if "backup" in args:
     data = sys.stdin.buffer.read()
@@ -348,3 +366,362 @@ def test_a_lock_of_a_live_job_is_not_taken_away(
     with pytest.raises(mb.BackupError, match="locked"):
         restic.run("forget", "x")  # without unlock_stale: the lock is reported, not removed
     assert [c[-1] for c in _calls(fake_restic)] == ["x"]
+
+
+# --------------------------------------------------------------------------- verify, and the
+# database-only restore of a rollback, against a fake repository (FAKE_RESTIC_STORE: the
+# snapshot listing and, per snapshot id, the files `restic dump` streams out).
+
+RUN = "20261201T030000Z"
+DB_ID = "ab" * 32
+FILES_ID = "cd" * 32
+LIVE = "/home/mastodon/live"
+
+
+@pytest.fixture
+def repository(
+    fake_restic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, object]:
+    """A repository with one complete run whose dump and manifest agree, and the tool's
+    configuration for it (what `main` loads). Returns {cfg, store, dump, manifest}."""
+    import hashlib
+
+    store = tmp_path / "store"
+    state = tmp_path / "state"
+    # Bigger than the tool's read size, so the dump is streamed in several pieces.
+    dump = bytes(range(256)) * 9000
+    (store / DB_ID).mkdir(parents=True)
+    (store / DB_ID / "database.dump").write_bytes(dump)
+    env_file = store / FILES_ID / LIVE.lstrip("/") / ".env.production"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("SECRET_KEY_BASE=x\n")
+    manifest = {
+        "format": 1,
+        "run": RUN,
+        "institution": "example",
+        "host": "h",
+        "mastodon_release": "v4.5.2",
+        "created_at": "2026-12-01T03:00:00Z",
+        "mastodon_dir": LIVE,
+        "redis_dump": "/var/lib/redis/dump.rdb",
+        "database": {"snapshot": DB_ID[:8], "sha256": hashlib.sha256(dump).hexdigest(),
+                     "bytes": len(dump)},
+        "rows": {"statuses": 10, "accounts": 3, "users": 2},
+        "uploads": {},
+    }  # fmt: skip
+    manifest_file = store / FILES_ID / str(state).lstrip("/") / "manifest.json"
+    manifest_file.parent.mkdir(parents=True)
+    manifest_file.write_text(json.dumps(manifest))
+    (store / "snapshots.json").write_text(
+        json.dumps(
+            [
+                _snap(RUN, "database", "2026-12-01T03:00:00Z", DB_ID),
+                _snap(RUN, "files", "2026-12-01T03:01:00Z", FILES_ID),
+            ]
+        )
+    )
+    monkeypatch.setenv("FAKE_RESTIC_STORE", str(store))
+    cfg = {
+        "repository": "/r", "password_file": "/p", "cache_dir": "/c", "sftp_command": "",
+        "state_dir": str(state), "fact_file": str(tmp_path / "facts.d" / "backup.fact"),
+        "restore_tmp_dir": str(tmp_path / "restore"), "host": "h", "institution": "example",
+        "database": "mastodon_production", "database_role": "mastodon",
+        "drill_database": "mastodon_restore_drill",
+    }  # fmt: skip
+    monkeypatch.setattr(mb, "load_config", lambda: cfg)
+    return {"cfg": cfg, "store": store, "dump": dump, "manifest": manifest}
+
+
+def _fact(repository: dict[str, object]) -> dict[str, object]:
+    cfg = repository["cfg"]
+    assert isinstance(cfg, dict)
+    return dict(json.loads(Path(cfg["fact_file"]).read_text()))
+
+
+def _last_json(out: str) -> dict[str, object]:
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"one JSON object expected on stdout, got {out!r}"
+    return dict(json.loads(lines[0]))
+
+
+def test_verify_streams_the_stored_dump_and_records_the_run_as_verified(
+    repository: dict[str, object], fake_restic: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    assert mb.main(["verify", "--snapshot", RUN]) == 0
+    result = _last_json(capsys.readouterr().out)
+    dump = repository["dump"]
+    assert isinstance(dump, bytes)
+    verified_at = result.pop("verified_at")
+    assert result == {
+        "run": RUN,
+        "created_at": "2026-12-01T03:00:00Z",
+        "mastodon_release": "v4.5.2",
+        "database": {
+            "snapshot": DB_ID,
+            "sha256": hashlib.sha256(dump).hexdigest(),
+            "bytes": len(dump),
+        },
+        "files": {"snapshot": FILES_ID},
+        "rows": 15,
+        "verified": True,
+    }
+    fact = _fact(repository)
+    assert fact["last_verified_run"] == RUN and fact["last_verified_result"] == "ok"
+    assert fact["last_verified_at"] == verified_at and fact["last_verified_error"] == ""
+    # What restic was asked to read: the manifest, .env.production and the dump, nothing else.
+    cfg = repository["cfg"]
+    assert isinstance(cfg, dict)
+    dumped = [c[c.index("dump") + 1 :] for c in _calls(fake_restic) if "dump" in c]
+    assert sorted(dumped) == sorted(
+        [
+            [FILES_ID, f"{cfg['state_dir']}/manifest.json"],
+            [FILES_ID, f"{LIVE}/.env.production"],
+            [DB_ID, "/database.dump"],
+        ]
+    )
+    # Streamed through the hash: no copy of the dump anywhere on disk.
+    assert not Path(cfg["restore_tmp_dir"]).exists()
+    assert not list(Path(cfg["state_dir"]).glob("*.dump"))
+
+
+def test_verify_latest_names_the_newest_complete_run(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert mb.main(["verify"]) == 0
+    assert _last_json(capsys.readouterr().out)["run"] == RUN
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("corrupt", "the stored database dump's sha256 is"),
+        ("truncate", "the stored database dump has 2303999 bytes, the manifest recorded 2304000"),
+        ("replace", "sha256"),
+    ],
+)
+def test_verify_fails_when_the_stored_dump_is_not_the_one_recorded(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str], change: str, words: str
+) -> None:
+    store = repository["store"]
+    assert isinstance(store, Path)
+    stored = store / DB_ID / "database.dump"
+    data = bytearray(stored.read_bytes())
+    if change == "corrupt":
+        data[1000] ^= 0xFF  # one flipped byte, same size
+    elif change == "truncate":
+        del data[-1:]
+    else:
+        data = bytearray(b"PGDMP another database's dump")
+    stored.write_bytes(bytes(data))
+    assert mb.main(["verify", "--snapshot", RUN]) == 1
+    captured = capsys.readouterr()
+    result = _last_json(captured.out)
+    assert result["verified"] is False and result["run"] == RUN
+    assert words in str(result["error"])
+    assert f"run {RUN}" in str(result["error"]) and "does not match its manifest" in str(
+        result["error"]
+    )
+    assert "verify FAILED" in captured.err
+    fact = _fact(repository)
+    assert fact["last_verified_result"] == "failed"
+    assert fact["last_verified_run"] == RUN
+    assert words in str(fact["last_verified_error"])
+    if change == "corrupt":  # same size: only the checksum differs, and only it is named
+        assert "bytes" not in str(fact["last_verified_error"])
+
+
+def test_verify_fails_when_the_files_snapshot_lacks_env_production(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = repository["store"]
+    assert isinstance(store, Path)
+    (store / FILES_ID / LIVE.lstrip("/") / ".env.production").unlink()
+    assert mb.main(["verify", "--snapshot", RUN]) == 1
+    error = str(_last_json(capsys.readouterr().out)["error"])
+    assert f"holds no {LIVE}/.env.production" in error
+    assert _fact(repository)["last_verified_result"] == "failed"
+
+
+def test_verify_fails_when_the_run_has_no_manifest(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = repository["cfg"]
+    store = repository["store"]
+    assert isinstance(cfg, dict) and isinstance(store, Path)
+    (store / FILES_ID / cfg["state_dir"].lstrip("/") / "manifest.json").unlink()
+    assert mb.main(["verify", "--snapshot", RUN]) == 1
+    assert "holds no readable manifest.json" in str(_last_json(capsys.readouterr().out)["error"])
+
+
+def test_verify_fails_when_the_manifest_names_another_database_snapshot(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, store, manifest = repository["cfg"], repository["store"], repository["manifest"]
+    assert isinstance(cfg, dict) and isinstance(store, Path) and isinstance(manifest, dict)
+    manifest["database"] = {**manifest["database"], "snapshot": "ef012345"}
+    path = store / FILES_ID / cfg["state_dir"].lstrip("/") / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    assert mb.main(["verify", "--snapshot", RUN]) == 1
+    error = str(_last_json(capsys.readouterr().out)["error"])
+    assert "the manifest names database snapshot 'ef012345', the run's is abababab" in error
+
+
+def test_verify_of_an_unknown_run_fails_and_says_so(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert mb.main(["verify", "--snapshot", "20250101T000000Z"]) == 1
+    result = _last_json(capsys.readouterr().out)
+    assert "no complete backup run '20250101T000000Z'" in str(result["error"])
+    fact = _fact(repository)
+    assert fact["last_verified_run"] == "20250101T000000Z"
+    assert fact["last_verified_result"] == "failed"
+
+
+def test_verify_refuses_while_another_job_holds_the_lock(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = repository["cfg"]
+    assert isinstance(cfg, dict)
+    with mb.exclusive(cfg):
+        assert mb.main(["verify", "--snapshot", RUN]) == 1
+    error = str(_last_json(capsys.readouterr().out)["error"])
+    assert "another mastodon-backup job is running" in error
+
+
+def test_writes_lost_counts_rows_beyond_the_backup_per_table() -> None:
+    backed_up = {"statuses": 10, "accounts": 3, "users": 2}
+    current = {"statuses": 14, "accounts": 3, "users": 1, "new_table": 5}
+    lost = mb.writes_lost(backed_up, current)
+    # Fewer rows now (users) lose nothing; a table the backup does not know counts whole.
+    assert lost == {"new_table": 5, "statuses": 4}
+    assert mb.writes_lost(backed_up, backed_up) == {}
+    assert mb.writes_lost(backed_up, {}) == {}
+
+
+class _Database:
+    """The PostgreSQL side of a restore, recorded: the live database's rows before the swap,
+    the restored rows after it."""
+
+    def __init__(self, before: dict[str, int] | Exception, after: dict[str, int]) -> None:
+        self.before, self.after = before, after
+        self.events: list[str] = []
+        self.swapped = False
+
+    def restore_database(
+        self, cfg: object, restic: object, run: dict[str, str], manifest: object,
+        target: str, jobs: int, swap: bool = True,
+    ) -> str:  # fmt: skip
+        assert swap is False  # the swap waits for the count
+        self.events.append(f"restore {run['run']} {target} jobs={jobs}")
+        return f"{target}_restoring"
+
+    def database_exists(self, name: str) -> bool:
+        return True
+
+    def database_counts(self, name: str) -> dict[str, int]:
+        self.events.append(f"count {name}")
+        if self.swapped:
+            return self.after
+        if isinstance(self.before, Exception):
+            raise self.before
+        return self.before
+
+    def swap_database(self, staging: str, target: str) -> None:
+        self.events.append(f"swap {staging} {target}")
+        self.swapped = True
+
+    def psql_value(self, database: str, sql: str) -> str:
+        self.events.append(sql)
+        return ""
+
+
+def _no_files_no_redis(*_: object, **__: object) -> None:
+    raise AssertionError("a database-only restore touched the files or Redis")
+
+
+@pytest.fixture
+def database(repository: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> _Database:
+    db = _Database(
+        before={"statuses": 14, "accounts": 3, "users": 1, "markers": 2},
+        after={"statuses": 10, "accounts": 3, "users": 2},
+    )
+    for name in ("restore_database", "database_exists", "database_counts", "swap_database",
+                 "psql_value"):  # fmt: skip
+        monkeypatch.setattr(mb, name, getattr(db, name))
+    for name in ("restore_files", "_install_files", "rebuild_append_only_file", "redis_save"):
+        monkeypatch.setattr(mb, name, _no_files_no_redis)
+    return db
+
+
+def test_a_database_only_restore_counts_the_writes_it_undoes_before_the_swap(
+    repository: dict[str, object], database: _Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = mb.main(["restore", "--database-only", "--snapshot", RUN, "--jobs", "3"])
+    assert rc == 0
+    report = _last_json(capsys.readouterr().out)
+    assert database.events == [
+        f"restore {RUN} mastodon_production jobs=3",
+        "count mastodon_production",  # the live database, before the swap
+        "swap mastodon_production_restoring mastodon_production",
+        "count mastodon_production",  # the restored one
+    ]
+    assert report == {
+        "scope": "database",
+        "run": RUN,
+        "created_at": "2026-12-01T03:00:00Z",
+        "mastodon_release": "v4.5.2",
+        "snapshots": {"database": DB_ID, "files": FILES_ID},
+        "tables": 3,
+        "rows_expected": 15,
+        "rows_found": 15,
+        "rows_lost": 0,
+        "tables_differing": {},
+        "rows_before_restore": 20,
+        "writes_lost": 6,
+        "writes_lost_by_table": {"markers": 2, "statuses": 4},
+    }
+    fact = _fact(repository)
+    assert fact["last_restore_result"] == "ok" and fact["last_restore_run"] == RUN
+    assert fact["last_restore_scope"] == "database" and fact["last_restore_error"] == ""
+
+
+def test_a_database_only_restore_that_cannot_count_leaves_the_database_as_it_was(
+    repository: dict[str, object], database: _Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database.before = mb.BackupError("PostgreSQL: connection refused")
+    assert mb.main(["restore", "--database-only", "--snapshot", RUN]) == 1
+    assert not database.swapped
+    assert 'DROP DATABASE IF EXISTS "mastodon_production_restoring"' in database.events
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "counting the rows of mastodon_production before the swap" in captured.err
+    fact = _fact(repository)
+    assert fact["last_restore_result"] == "failed" and fact["last_restore_scope"] == "database"
+    assert "left as it was" in str(fact["last_restore_error"])
+
+
+def test_a_database_only_restore_missing_rows_of_the_backup_fails(
+    repository: dict[str, object], database: _Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database.after = {"statuses": 9, "accounts": 3, "users": 2}
+    assert mb.main(["restore", "--database-only", "--snapshot", RUN]) == 1
+    captured = capsys.readouterr()
+    report = _last_json(captured.out)
+    assert report["rows_lost"] == 1 and report["tables_differing"] == {"statuses": 1}
+    assert "1 rows missing" in captured.err
+    fact = _fact(repository)
+    assert fact["last_restore_result"] == "failed" and fact["last_restore_run"] == RUN
+
+
+def test_a_full_restore_records_its_scope(
+    repository: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = repository["store"]
+    assert isinstance(store, Path)
+    (store / "snapshots.json").write_text("[]")
+    assert mb.main(["restore", "--snapshot", RUN]) == 1
+    fact = _fact(repository)
+    assert fact["last_restore_scope"] == "full" and fact["last_restore_result"] == "failed"
+    assert "holds no complete backup run" in str(fact["last_restore_error"])

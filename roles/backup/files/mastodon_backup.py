@@ -4,8 +4,9 @@
 Installed by roles/backup, configured by /etc/mastodon-backup/config.json (no secret in it: the
 restic and Redis passwords are files beside it). Run by the units mastodon-backup.service
 (daily), mastodon-backup-check.service (weekly), mastodon-backup-freshness.service (hourly) and
-mastodon-backup-drill.service (monthly), and by playbooks/backup.yml, restore.yml and
-restore-drill.yml.
+mastodon-backup-drill.service (monthly), by playbooks/backup.yml, restore.yml and
+restore-drill.yml, and by the role's entry points snapshot (a backup now, then `verify` of it)
+and restore_database (`restore --database-only`, the rollback of an upgrade).
 
 A backup run makes two restic snapshots that share the tag run=<id>:
   part=database  the PostgreSQL dump (pg_dump -Fc), streamed into restic, no temporary copy;
@@ -758,7 +759,9 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
         f"run={run_id}",
     ]
     live = Path(os.path.realpath(cfg["mastodon_dir"]))
-    system = live / "public" / "system"
+    # The uploads: public/system of the release, a link to the directory every release shares
+    # (roles/mastodon). restic keeps a link as a link, so it is given the directory itself.
+    system = Path(os.path.realpath(live / "public" / "system"))
     # Redis's save and the uploads' checksums need neither the database nor restic: they run
     # beside the dump, on the other core.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -780,6 +783,7 @@ def _run(cfg: dict[str, Any], restic: Restic, started: dt.datetime) -> dict[str,
             "mastodon_release": release,
             "created_at": iso(started),
             "mastodon_dir": str(live),
+            "uploads_dir": str(system),
             "redis_dump": str(rdb),
             "database": {k: database[k] for k in ("snapshot", "sha256", "bytes")},
             "rows": database["rows"],
@@ -1008,6 +1012,102 @@ def cmd_resolve(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_snapshot(recorded: str, actual: str) -> bool:
+    """restic names a snapshot by its id or by the id's first 8 characters."""
+    return bool(recorded) and (actual.startswith(recorded) or recorded.startswith(actual))
+
+
+def verify_run(cfg: dict[str, Any], restic: Restic, run: dict[str, Any]) -> dict[str, Any]:
+    """Prove one complete run restorable without restoring it: its files snapshot holds the
+    manifest and .env.production, and the stored database dump, streamed out of restic and
+    hashed (nothing written to disk), is byte for byte the one the manifest recorded."""
+    try:
+        manifest = read_manifest(restic, run, cfg)
+    except BackupError as err:
+        raise BackupError(
+            f"run {run['run']}: its files snapshot {run['files'][:8]} holds no readable "
+            f"manifest.json ({err})"
+        ) from err
+    except ValueError as err:  # JSON
+        raise BackupError(f"run {run['run']}: its manifest.json is not JSON ({err})") from err
+    recorded = manifest.get("database") or {}
+    problems = []
+    if manifest.get("run") != run["run"]:
+        problems.append(f"the manifest belongs to run {manifest.get('run')!r}")
+    if not _same_snapshot(str(recorded.get("snapshot") or ""), run["database"]):
+        problems.append(
+            f"the manifest names database snapshot {recorded.get('snapshot')!r}, the run's is "
+            f"{run['database'][:8]}"
+        )
+    env_path = f"{str(manifest.get('mastodon_dir') or '').rstrip('/')}/.env.production"
+    try:
+        _, env_bytes = restic.dump_to(run["files"], env_path, _NullSink())
+        if env_bytes == 0:
+            problems.append(f"{env_path} in the files snapshot {run['files'][:8]} is empty")
+    except BackupError as err:
+        problems.append(f"the files snapshot {run['files'][:8]} holds no {env_path} ({err})")
+    try:
+        sha, size = restic.dump_to(run["database"], f"/{DUMP_NAME}", _NullSink())
+    except BackupError as err:
+        raise BackupError(
+            f"run {run['run']}: its database snapshot {run['database'][:8]} cannot be read back "
+            f"({err}){''.join('; ' + p for p in problems)}"
+        ) from err
+    if sha != recorded.get("sha256"):
+        problems.append(
+            f"the stored database dump's sha256 is {sha}, the manifest recorded "
+            f"{recorded.get('sha256')}"
+        )
+    if size != recorded.get("bytes"):
+        problems.append(
+            f"the stored database dump has {size} bytes, the manifest recorded "
+            f"{recorded.get('bytes')}"
+        )
+    if problems:
+        raise BackupError(
+            f"run {run['run']} (snapshots {run['database'][:8]} and {run['files'][:8]}) does not "
+            f"match its manifest: {'; '.join(problems)}"
+        )
+    return {
+        "run": run["run"],
+        "created_at": manifest.get("created_at"),
+        "mastodon_release": manifest.get("mastodon_release"),
+        "database": {"snapshot": run["database"], "sha256": sha, "bytes": size},
+        "files": {"snapshot": run["files"]},
+        "rows": sum(manifest.get("rows", {}).values()),
+        "verified": True,
+    }
+
+
+def cmd_verify(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    """Verify one complete run (latest, a run id or a snapshot id) against its manifest;
+    record the result in the fact; print it as one JSON object."""
+    restic = Restic(cfg)
+    name = args.snapshot
+    try:
+        with exclusive(cfg):
+            run = resolve(restic, args.snapshot)
+            name = run["run"]
+            result = verify_run(cfg, restic, run)
+    except (BackupError, OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+        message = str(err) if isinstance(err, BackupError) else f"unexpected {err!r}"
+        update_fact(cfg, last_verified_run=name, last_verified_at=iso(utcnow()),
+                    last_verified_result="failed", last_verified_error=message)  # fmt: skip
+        print(json.dumps({"run": name, "verified": False, "error": message}, sort_keys=True))
+        journal("err", f"verify FAILED: {message}")
+        return 1
+    result["verified_at"] = iso(utcnow())
+    update_fact(cfg, last_verified_run=result["run"], last_verified_at=result["verified_at"],
+                last_verified_result="ok", last_verified_error="")  # fmt: skip
+    print(json.dumps(result, sort_keys=True))
+    journal(
+        "info",
+        f"backup run {result['run']} verified: database dump {result['database']['bytes']} "
+        "bytes, sha256 as recorded",
+    )
+    return 0
+
+
 def cmd_holds_data(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     """What a restore would overwrite: statuses in the database and uploads on disk."""
     statuses = 0
@@ -1032,7 +1132,10 @@ def restore_database(
     (swap_database) once everything else is in place. Returns the name restored into."""
     need = int(manifest["database"]["bytes"] * 1.1) + (64 << 20)
     tmp_dir = Path(cfg["restore_tmp_dir"])
-    tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    # pg_restore runs as postgres and opens the dump (its own, mode 0600) in here: the directory
+    # must let it through, without letting anyone list it.
+    tmp_dir.chmod(0o711)
     free = shutil.disk_usage(tmp_dir).free
     if free < need:
         raise BackupError(
@@ -1113,23 +1216,30 @@ def restore_files(restic: Restic, run: dict[str, Any], staging: Path) -> list[st
     return failed or [message]
 
 
-def compare(manifest: dict[str, Any], rows: dict[str, int], system_dir: Path) -> dict[str, Any]:
-    """Rows lost per table and uploads missing or changed, against what the backup recorded."""
+def compare_rows(manifest: dict[str, Any], rows: dict[str, int]) -> dict[str, Any]:
+    """Rows lost per table against the row counts the backup recorded."""
     rows_lost = {
         table: count - rows.get(table, 0)
         for table, count in manifest["rows"].items()
         if rows.get(table, 0) != count
     }
-    found = upload_checksums(system_dir)
-    mismatched = sorted(path for path, sha in manifest["uploads"].items() if found.get(path) != sha)
-    cache = system_dir / "cache"
-    cached = sum(1 for p in cache.rglob("*") if p.is_file()) if cache.is_dir() else 0
     return {
         "tables": len(manifest["rows"]),
         "rows_expected": sum(manifest["rows"].values()),
         "rows_found": sum(rows.get(t, 0) for t in manifest["rows"]),
         "rows_lost": sum(max(v, 0) for v in rows_lost.values()),
         "tables_differing": rows_lost,
+    }
+
+
+def compare(manifest: dict[str, Any], rows: dict[str, int], system_dir: Path) -> dict[str, Any]:
+    """Rows lost per table and uploads missing or changed, against what the backup recorded."""
+    found = upload_checksums(system_dir)
+    mismatched = sorted(path for path, sha in manifest["uploads"].items() if found.get(path) != sha)
+    cache = system_dir / "cache"
+    cached = sum(1 for p in cache.rglob("*") if p.is_file()) if cache.is_dir() else 0
+    return {
+        **compare_rows(manifest, rows),
         "uploads_expected": len(manifest["uploads"]),
         "upload_mismatches": len(mismatched),
         "mismatched_uploads": mismatched[:50],
@@ -1138,7 +1248,10 @@ def compare(manifest: dict[str, Any], rows: dict[str, int], system_dir: Path) ->
 
 
 def cmd_restore(cfg: dict[str, Any], args: argparse.Namespace) -> int:
-    """The data part of playbooks/restore.yml (which stops and starts the services)."""
+    """The data part of playbooks/restore.yml (which stops and starts the services); with
+    --database-only, the database alone (tasks/restore_database.yml, a rollback)."""
+    if getattr(args, "database_only", False):
+        return restore_database_only(cfg, args)
     restic = Restic(cfg)
     try:
         with exclusive(cfg):
@@ -1166,7 +1279,7 @@ def cmd_restore(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     except (BackupError, OSError, subprocess.SubprocessError, ValueError) as err:
         message = str(err) if isinstance(err, BackupError) else f"unexpected {err!r}"
         update_fact(cfg, last_restore_at=iso(utcnow()), last_restore_result="failed",
-                    last_restore_error=message)  # fmt: skip
+                    last_restore_error=message, last_restore_scope="full")  # fmt: skip
         journal("err", f"restore FAILED: {message}")
         return 1
     report.update(run=run["run"], snapshots={"database": run["database"], "files": run["files"]})
@@ -1177,9 +1290,96 @@ def cmd_restore(cfg: dict[str, Any], args: argparse.Namespace) -> int:
         last_restore_result="ok" if ok else "failed",
         last_restore_run=run["run"],
         last_restore_error="" if ok else "the restored data differs from the manifest",
+        last_restore_scope="full",
     )
     print(json.dumps(report, sort_keys=True))
     return 0 if ok else 1
+
+
+def writes_lost(backed_up: dict[str, int], current: dict[str, int]) -> dict[str, int]:
+    """Per table, the rows the database holds now beyond those of the backup: what a restore of
+    the backup takes away (a table the backup does not know counts whole). Only non-zero ones.
+    Rows changed or deleted in place are not visible in counts: this is the least lost."""
+    return {
+        table: count - backed_up.get(table, 0)
+        for table, count in sorted(current.items())
+        if count > backed_up.get(table, 0)
+    }
+
+
+def restore_database_only(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    """Only the database of a run, over the server's (a rollback: no files, no Redis; the caller
+    has stopped Mastodon). Into a scratch name first; just before the swap, the rows the
+    database holds then are counted, so the report says how many writes since the backup the
+    restore took away."""
+    restic = Restic(cfg)
+    target = cfg["database"]
+    try:
+        with exclusive(cfg):
+            run = resolve(restic, args.snapshot)
+            manifest = read_manifest(restic, run, cfg)
+            scratch = restore_database(cfg, restic, run, manifest, target, args.jobs, swap=False)
+            try:
+                current = database_counts(target) if database_exists(target) else {}
+            except BaseException as err:
+                with contextlib.suppress(BackupError):
+                    psql_value("postgres", f'DROP DATABASE IF EXISTS "{scratch}"')
+                if isinstance(err, BackupError):
+                    raise BackupError(
+                        f"counting the rows of {target} before the swap: {err}; {target} was "
+                        "left as it was"
+                    ) from err
+                raise
+            swap_database(scratch, target)
+            restored = database_counts(target)
+    except (BackupError, OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+        message = str(err) if isinstance(err, BackupError) else f"unexpected {err!r}"
+        update_fact(cfg, last_restore_at=iso(utcnow()), last_restore_result="failed",
+                    last_restore_error=message, last_restore_scope="database")  # fmt: skip
+        journal("err", f"database restore FAILED: {message}")
+        return 1
+    lost = writes_lost(manifest["rows"], current)
+    report: dict[str, Any] = {
+        "scope": "database",
+        "run": run["run"],
+        "created_at": manifest.get("created_at"),
+        "mastodon_release": manifest.get("mastodon_release"),
+        "snapshots": {"database": run["database"], "files": run["files"]},
+        **compare_rows(manifest, restored),
+        "rows_before_restore": sum(current.values()),
+        "writes_lost": sum(lost.values()),
+        "writes_lost_by_table": lost,
+    }
+    ok = report["rows_lost"] == 0
+    error = "" if ok else (
+        f"the restored database differs from the manifest of run {run['run']}: "
+        f"{report['rows_lost']} rows missing ({json.dumps(report['tables_differing'])})"
+    )  # fmt: skip
+    update_fact(
+        cfg,
+        last_restore_at=iso(utcnow()),
+        last_restore_result="ok" if ok else "failed",
+        last_restore_run=run["run"],
+        last_restore_error=error,
+        last_restore_scope="database",
+    )
+    print(json.dumps(report, sort_keys=True))
+    if not ok:
+        journal("err", f"database restore FAILED: {error}")
+        return 1
+    journal(
+        "info",
+        f"database restored from run {run['run']}: {report['writes_lost']} writes made since "
+        "the backup are lost",
+    )
+    return 0
+
+
+def uploads_in(manifest: dict[str, Any], root: Path) -> Path:
+    """Where a run's uploads are below a restore's staging root (runs from before the release
+    layout kept them inside the code directory)."""
+    saved = manifest.get("uploads_dir") or f"{manifest['mastodon_dir']}/public/system"
+    return root / str(saved).lstrip("/")
 
 
 def _install_files(cfg: dict[str, Any], manifest: dict[str, Any], staging: Path) -> None:
@@ -1196,10 +1396,10 @@ def _install_files(cfg: dict[str, Any], manifest: dict[str, Any], staging: Path)
     shutil.move(str(env_file), str(live / ".env.production.restored"))
     shutil.chown(live / ".env.production.restored", user, user)
     os.chmod(live / ".env.production.restored", 0o600)
-    system = live / "public" / "system"
-    incoming = live / "public" / "system.restoring"
+    system = Path(os.path.realpath(live / "public" / "system"))
+    incoming = system.parent / f"{system.name}.restoring"
     shutil.rmtree(incoming, ignore_errors=True)
-    restored = source_live / "public" / "system"
+    restored = uploads_in(manifest, staging)
     if restored.is_dir():
         shutil.move(str(restored), str(incoming))
     else:
@@ -1319,7 +1519,7 @@ def cmd_drill(cfg: dict[str, Any], args: argparse.Namespace) -> int:
             restore_database(cfg, restic, run, manifest, scratch_db, args.jobs)
             live_copy = staging / manifest["mastodon_dir"].lstrip("/")
             counts = database_counts(scratch_db)
-            found = compare(manifest, counts, live_copy / "public" / "system")
+            found = compare(manifest, counts, uploads_in(manifest, staging))
             report["checks"]["rows"] = {
                 "ok": found["rows_lost"] == 0 and not found["tables_differing"],
                 **{k: found[k] for k in ROW_KEYS},
@@ -1507,15 +1707,25 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("repo-status", help="print the repository's state as JSON")
     sub.add_parser("init", help="initialise the repository, only when there is none")
     sub.add_parser("holds-data", help="print how many statuses and uploads a restore would replace")
+    chosen = {}
     for name in ("resolve", "restore", "drill"):
-        one = sub.add_parser(name)
+        one = chosen[name] = sub.add_parser(name)
         one.add_argument("--snapshot", default="latest", help="latest, a run id or a snapshot id")
         one.add_argument("--jobs", type=int, default=2, help="pg_restore's parallel jobs")
+    chosen["restore"].add_argument(
+        "--database-only", action="store_true",
+        help="only the database (no files, no Redis); report the writes since the run undone",
+    )  # fmt: skip
+    verify = sub.add_parser(
+        "verify", help="check a run's stored dump and files against its manifest, print JSON"
+    )
+    verify.add_argument("--snapshot", default="latest", help="latest, a run id or a snapshot id")
     args = parser.parse_args(argv)
     commands = {
         "run": cmd_run, "freshness": cmd_freshness, "check": cmd_check,
         "repo-status": cmd_repo_status, "init": cmd_init, "holds-data": cmd_holds_data,
         "resolve": cmd_resolve, "restore": cmd_restore, "drill": cmd_drill,
+        "verify": cmd_verify,
     }  # fmt: skip
     try:
         cfg = load_config()

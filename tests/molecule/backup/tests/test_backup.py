@@ -35,6 +35,10 @@ TARGET = "ib-restore-debian12"
 SERVER = "ib-backup-sftp"
 LIVE = "/home/mastodon/live"
 SYSTEM = f"{LIVE}/public/system"
+# What restic stores: the release directory `live` links to, and the uploads directory every
+# release's public/system links to (roles/mastodon's layout).
+STORED_LIVE = "/home/mastodon/releases/v4.5.1"
+STORED_SYSTEM = "/home/mastodon/shared/system"
 REPOSITORY_DIR = "/srv/restic/example"
 CONFIG = "/etc/mastodon-backup/config.json"
 FACT = "/etc/ansible/facts.d/backup.fact"
@@ -203,10 +207,12 @@ def test_backup_playbook_saves_a_complete_tagged_run_without_the_remote_cache() 
         ).items()
     files = next(s for s in mine if tags(s)["part"] == "files")
     listed = [entry["path"] for entry in restic_json(SOURCE, "ls", files["id"]) if "path" in entry]
-    assert f"{LIVE}/.env.production" in listed
+    assert sh(SOURCE, f"readlink -f {LIVE}").stdout.strip() == STORED_LIVE
+    assert sh(SOURCE, f"readlink -f {SYSTEM}").stdout.strip() == STORED_SYSTEM
+    assert f"{STORED_LIVE}/.env.production" in listed
     assert "/var/lib/redis/dump.rdb" in listed
-    assert f"{SYSTEM}/{LARGE}" in listed
-    assert not [p for p in listed if p.startswith(f"{SYSTEM}/cache")], (
+    assert f"{STORED_SYSTEM}/{LARGE}" in listed
+    assert not [p for p in listed if p.startswith(f"{STORED_SYSTEM}/cache")], (
         "the remote media cache was saved"
     )
     assert sh(SOURCE, f"find {SYSTEM}/cache -type f | wc -l").stdout.strip() == "20"  # it exists
@@ -351,7 +357,9 @@ def _pack_of_large_upload() -> tuple[str, int]:
     blob's offset in it."""
     run = json.loads(sh(SOURCE, "mastodon-backup resolve").stdout)
     argv = json.dumps(shlex.split(restic(SOURCE)))
-    walk = f"python3 -c {shlex.quote(WALK)} {shlex.quote(argv)} {run['files']} {SYSTEM}/{LARGE}"
+    walk = (
+        f"python3 -c {shlex.quote(WALK)} {shlex.quote(argv)} {run['files']} {STORED_SYSTEM}/{LARGE}"
+    )
     blob = sh(SOURCE, walk).stdout.strip()
     found = sh(SOURCE, f"{restic(SOURCE)} find --show-pack-id --blob {blob}").stdout
     pack = found.split("Object belongs to pack ")[1].split()[0]
