@@ -35,6 +35,7 @@ ALL_SCENARIOS=(
   site-debian12
   site-debian13
   backup
+  upgrade
   nginx
   settings
 )
@@ -45,6 +46,7 @@ ALL_SCENARIOS=(
 declare -A SNAPSHOT_OF=(
   [settings]=site-debian12
   [backup]=site-debian12
+  [upgrade]=site-debian12
 )
 # Scenarios that exist but do NOT pass yet, so CI does not run them; each line says why.
 # They are printed as NOT RUN in every report: nothing here counts as passing.

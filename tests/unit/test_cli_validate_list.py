@@ -154,7 +154,7 @@ def test_list_shows_configured_and_deployed_versions(
         "example",
         "social.example-university.edu",
         "small",
-        "v4.5.2",
+        "v4.7.2",
         "(configured)",
     ]
     assert lines[2].split() == [

@@ -702,7 +702,8 @@ def test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache(
     for path in ("/health", "/api/v1/instance", "/about", "/health"):
         _request(address, tls_root, path)
     assert health_gate(address, tls_root, "/health") is None
-    assert host.run("systemctl stop mastodon-web").rc == 0
+    # The socket too: systemd would start web again on the next connection to a socket it holds.
+    assert host.run("systemctl stop mastodon-web.socket mastodon-web.service").rc == 0
     try:
         # The cache still answers what Mastodon lets it keep ...
         code, headers, _ = _request(address, tls_root, "/api/v1/instance")
@@ -712,7 +713,7 @@ def test_health_gate_fails_while_web_is_stopped_behind_a_warm_cache(
         assert failure == "/health: HTTP 502", failure
         assert health_gate(address, tls_root, "/api/v1/streaming/health") is None
     finally:
-        host.run("systemctl start mastodon-web")
+        host.run("systemctl start mastodon-web.socket mastodon-web.service")
         ready = host.run(
             "for i in $(seq 90); do curl -fsS -o /dev/null http://127.0.0.1:3000/health && exit 0;"
             " sleep 1; done; exit 1"
