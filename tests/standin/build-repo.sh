@@ -2,7 +2,7 @@
 # Build a bare git repository of the Mastodon STAND-IN with Mastodon-numbered release tags.
 #
 #   tests/standin/build-repo.sh [--debian 12|13] [--with-failing-post-tag vX.Y.Z]
-#                               [--with-failing-tag vX.Y.Z] OUT_DIR
+#                               [--with-failing-tag vX.Y.Z] [--with-breaking-tag vX.Y.Z] OUT_DIR
 #
 # Every release tag (v4.3.0 v4.4.0 v4.5.0 v4.5.1 v4.6.0 v4.6.1 v4.7.0, see RELEASES below) is
 # one commit of tests/standin/app/ on branch main holding the migrations (db/migrate,
@@ -16,7 +16,10 @@
 #                                which raises
 #   --with-failing-tag TAG       failing/pre/: the pre-deployment StandinFailingMigration, which
 #                                raises
-# Given both, the post one is committed first. TAG must look like vX.Y.Z and be no release's
+#   --with-breaking-tag TAG      failing/breaking/: a pre-deployment migration that succeeds but
+#                                renames a table the previous release's jobs write to, and a
+#                                config/puma.rb that raises (the release's web never starts)
+# Given several, they are committed post, pre, breaking. TAG must look like vX.Y.Z and be no release's
 # tag (pick a number no real Mastodon release uses). --debian picks the package locks every
 # tag carries: 12 (the default) keeps app/'s Gemfile.lock (resolved from Debian 12's gem
 # packages) and Yarn 1 yarn.lock; 13 copies locks/debian13/ over it (Gemfile.lock resolved
@@ -25,14 +28,16 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-usage="usage: build-repo.sh [--debian 12|13] [--with-failing-post-tag vX.Y.Z] [--with-failing-tag vX.Y.Z] OUT_DIR"
+usage="usage: build-repo.sh [--debian 12|13] [--with-failing-post-tag vX.Y.Z] [--with-failing-tag vX.Y.Z] [--with-breaking-tag vX.Y.Z] OUT_DIR"
 failing_tag=""
 failing_post_tag=""
+breaking_tag=""
 debian=12
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --debian) debian="${2:?--debian needs 12 or 13}"; shift 2 ;;
     --with-failing-tag) failing_tag="${2:?--with-failing-tag needs a tag like v4.7.99}"; shift 2 ;;
+    --with-breaking-tag) breaking_tag="${2:?--with-breaking-tag needs a tag like v4.7.97}"; shift 2 ;;
     --with-failing-post-tag)
       failing_post_tag="${2:?--with-failing-post-tag needs a tag like v4.7.98}"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -59,6 +64,7 @@ RELEASES=(
 # Commit dates of the failing tags (--with-failing-post-tag, --with-failing-tag).
 FAILING_POST_DATE="2026-11-03T12:00:00Z"
 FAILING_PRE_DATE="2026-11-04T12:00:00Z"
+BREAKING_DATE="2026-11-05T12:00:00Z"
 
 release_tags=()
 for release in "${RELEASES[@]}"; do release_tags+=("${release%% *}"); done
@@ -78,6 +84,11 @@ check_failing_tag() {  # $1 option, $2 tag
 }
 check_failing_tag --with-failing-tag "$failing_tag"
 check_failing_tag --with-failing-post-tag "$failing_post_tag"
+check_failing_tag --with-breaking-tag "$breaking_tag"
+if [[ -n "$breaking_tag" && ( "$breaking_tag" == "$failing_tag" || "$breaking_tag" == "$failing_post_tag" ) ]]; then
+  echo "--with-breaking-tag needs a tag of its own, got $breaking_tag twice" >&2
+  exit 2
+fi
 if [[ -n "$failing_tag" && "$failing_tag" == "$failing_post_tag" ]]; then
   echo "--with-failing-tag and --with-failing-post-tag need two different tags, got $failing_tag twice" >&2
   exit 2
@@ -137,6 +148,7 @@ commit_failing() {  # $1 tag, $2 overlay directory, $3 date
 last_release="${release_tags[-1]}"
 if [[ -n "$failing_post_tag" ]]; then commit_failing "$failing_post_tag" "$here/failing/post" "$FAILING_POST_DATE"; fi
 if [[ -n "$failing_tag" ]]; then commit_failing "$failing_tag" "$here/failing/pre" "$FAILING_PRE_DATE"; fi
+if [[ -n "$breaking_tag" ]]; then commit_failing "$breaking_tag" "$here/failing/breaking" "$BREAKING_DATE"; fi
 git checkout -q main
 
 git clone -q --bare "$work/tree" "$out"

@@ -236,7 +236,11 @@ def test_the_failing_post_tag_runs_good_migrations_before_the_one_that_raises(
 
 @pytest.mark.parametrize(
     ("option", "tag", "overlay"),
-    [("--with-failing-tag", "v4.7.99", "pre"), ("--with-failing-post-tag", "v4.7.98", "post")],
+    [
+        ("--with-failing-tag", "v4.7.99", "pre"),
+        ("--with-failing-post-tag", "v4.7.98", "post"),
+        ("--with-breaking-tag", "v4.7.97", "breaking"),
+    ],
 )
 def test_each_failing_option_works_alone(tmp_path: Path, option: str, tag: str, overlay: str):
     out = tmp_path / "alone.git"
@@ -246,7 +250,7 @@ def test_each_failing_option_works_alone(tmp_path: Path, option: str, tag: str, 
     added = sorted(set(_migrations(out, tag)) - set(_migrations(out, "v4.7.0")))
     expected = sorted(
         p.relative_to(STANDIN / "failing" / overlay).as_posix()
-        for p in (STANDIN / "failing" / overlay).rglob("*.rb")
+        for p in (STANDIN / "failing" / overlay).glob("db/**/*.rb")
     )
     assert added == expected
 
@@ -264,7 +268,13 @@ def test_help_names_every_option():
         [str(BUILD), "--help"], capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 0
-    for option in ("--debian", "--with-failing-tag", "--with-failing-post-tag", "OUT_DIR"):
+    for option in (
+        "--debian",
+        "--with-failing-tag",
+        "--with-failing-post-tag",
+        "--with-breaking-tag",
+        "OUT_DIR",
+    ):
         assert option in result.stdout
     assert "StandinFailingPostMigration" in result.stdout
 
@@ -283,3 +293,13 @@ def test_refuses_to_overwrite_and_bad_tags(tmp_path: Path, built: Path):
         result = _build(tmp_path / "x.git", *args)
         assert result.returncode == 2, args
         assert not (tmp_path / "x.git").exists()
+
+
+def test_the_breaking_tag_migrates_fine_but_its_web_never_starts(tmp_path: Path):
+    out = tmp_path / "breaking.git"
+    assert _build(out, "--with-breaking-tag", "v4.7.97").returncode == 0
+    assert _git(out, "rev-parse", "v4.7.97^") == _git(out, "rev-parse", "v4.7.0^{commit}")
+    puma = _git(out, "show", "v4.7.97:config/puma.rb")
+    assert puma.strip().splitlines()[-1].startswith("raise ")
+    rename = _git(out, "show", "v4.7.97:db/migrate/20261103000000_standin_rename_job_runs.rb")
+    assert "rename_table :standin_job_runs" in rename and "raise" not in rename

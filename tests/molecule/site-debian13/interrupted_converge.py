@@ -48,7 +48,12 @@ ARTIFACT = Path(
 MAIN_VARS = yaml.safe_load((REPO / "inventories/example/group_vars/all/main.yml").read_text())
 SERVER_NAME = MAIN_VARS["nginx_server_name"]
 DATABASE = MAIN_VARS["postgresql_mastodon_database"]
-ENV_FILE = "/home/mastodon/live/.env.production"
+# The release the site scenarios deploy; roles/mastodon checks each release out into
+# releases/<tag> (`live` links there only once the services start, after the migrations).
+DEPLOYED = yaml.safe_load((REPO / "tests/molecule/site-common/test-overrides.yml").read_text())[
+    "mastodon_version"
+]
+ENV_FILE = f"/home/mastodon/releases/{DEPLOYED}/.env.production"
 TLS_DIR = f"/etc/nginx/tls/{SERVER_NAME}"
 SITE_FILE = "/etc/nginx/sites-available/mastodon.conf"
 KNOB_DIR = "/run/testbed-standin"

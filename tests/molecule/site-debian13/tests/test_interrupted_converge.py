@@ -13,6 +13,7 @@ nothing half done is left behind.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ import test_site as site  # conftest.py puts site-common/tests on the path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interrupted_converge import HELD  # the in-container lock check the driver uses too
+from interrupted_converge import (  # the in-container lock check the driver uses too
+    DEPLOYED,
+    HELD,
+)
 
 ARTIFACT = site.REPO / "tests" / ".artifacts" / "interrupted-converge-site-debian13.json"
 POINTS = ["apt", "migrations", "certificate"]
@@ -33,11 +37,20 @@ KEY = f"{TLS_DIR}/provided-privkey.pem"
 SITE_FILE = "/etc/nginx/sites-available/mastodon.conf"
 DATABASE = site.MAIN_VARS["postgresql_mastodon_database"]
 STANDIN_DB = site.REPO / "tests" / "standin" / "app" / "db"
-# Every migration the stand-in has, by version (its file names start with the version).
+# The deployed release's cut-off in the stand-in's build script ("TAG CUT-OFF DATE" lines).
+CUT_OFF = next(
+    line.split()[1]
+    for line in re.findall(
+        r'"(v\d+\.\d+\.\d+ \d+ \S+)"', site.REPO.joinpath("tests/standin/build-repo.sh").read_text()
+    )
+    if line.split()[0] == DEPLOYED
+)
+# Every migration of that release, by version (the file names start with the version).
 ALL_VERSIONS = sorted(
-    p.name.split("_", 1)[0]
+    version
     for d in ("migrate", "post_migrate")
     for p in (STANDIN_DB / d).glob("*.rb")
+    if (version := p.name.split("_", 1)[0]) <= CUT_OFF
 )
 LOCK_FILES = [
     "/var/lib/dpkg/lock",

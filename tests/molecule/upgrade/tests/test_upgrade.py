@@ -7,8 +7,10 @@ a local restic repository (converge). In file order these tests:
      and a backup that cannot be taken;
   3. upgrade v4.5.1 -> v4.6.1 -> v4.7.0 under the probe: 0 failed requests, every row intact,
      the migrations' data changes present, then upgrade.yml again and site.yml change nothing;
-  4. roll back the failing-migration tag (v4.7.99) to v4.7.0 with the database kept, and the
-     failing post-deployment-migration tag (v4.7.98) with the database restored from the backup.
+  4. roll back the failing-migration tag (v4.7.99) to v4.7.0 with the database kept, the
+     failing post-deployment-migration tag (v4.7.98) with the database restored from the backup,
+     and the breaking tag (v4.7.97: its pre-deployment migration breaks the old code, its web
+     never starts) with the database restored once the old release fails its health gate.
 Measurements go to tests/.artifacts/upgrade-measurements.json (tests/benchmarks/README.md).
 """
 
@@ -238,66 +240,75 @@ def test_site_yml_refuses_to_move_the_server_to_another_release() -> None:
     assert "The server runs v4.7.0 and mastodon_version asks for v4.5.1" in message, message
 
 
-def test_a_failing_migration_rolls_back_to_the_old_release_with_nothing_lost() -> None:
+def rolled_back(name: str, *args: str, words: str) -> dict[str, Any]:
+    """Run a failing upgrade from v4.7.0 and check what every rollback must leave: the play
+    failed with a report naming the rollback and `words`, v4.7.0 linked, serving and recorded,
+    every row and upload as before, the schema as before. Returns the report (last_upgrade)."""
     before = data_summary()
     schema = sql("SELECT max(version) FROM schema_migrations")
     began = time.time()
-    rc, doc, text = upgrade("-e", "mastodon_version=v4.7.99")
+    rc, doc, text = upgrade(*args)
     assert rc != 0
     message = failure_messages(doc, text)
     assert "Rolled back to v4.7.0" in message, message
-    assert "StandinFailingMigration" in message, message
-    report = fact()["last_upgrade"]
+    assert words in message, message
+    report: dict[str, Any] = fact()["last_upgrade"]
     record(
-        "rollback_failing_migration",
+        name,
         {
             "seconds_total": round(time.time() - began, 1),
             "rollback_seconds": float(report["rollback_seconds"]),
             "database_restored": report["database_restored"],
+            "writes_lost": int(report["writes_lost"]),
         },
     )
     assert report["result"] == "rolled back"
-    assert report["failed_step"] == "pre-deployment migrations"
-    assert "StandinFailingMigration" in report["failed_migration"]
-    assert report["database_restored"] is False
     assert float(report["rollback_seconds"]) > 0
     assert fact()["release"] == "v4.7.0"
     assert served_version() == "4.7.0"
     assert sh(f"readlink {LIVE}").stdout.strip() == f"{RELEASES}/v4.7.0"
     assert data_summary() == before
     assert sql("SELECT max(version) FROM schema_migrations") == schema
-    assert (
-        sql(
-            "SELECT count(*) FROM information_schema.columns"
-            " WHERE column_name = 'standin_half_done'"
-        )
-        == "0"
+    return report
+
+
+def test_a_failing_migration_rolls_back_to_the_old_release_with_nothing_lost() -> None:
+    report = rolled_back(
+        "rollback_failing_migration",
+        "-e",
+        "mastodon_version=v4.7.99",
+        words="StandinFailingMigration",
     )
+    assert report["failed_step"] == "pre-deployment migrations"
+    assert "StandinFailingMigration" in report["failed_migration"]
+    assert report["database_restored"] is False
+    column = (
+        "SELECT count(*) FROM information_schema.columns WHERE column_name = 'standin_half_done'"
+    )
+    assert sql(column) == "0"
 
 
 def test_a_failing_post_deployment_migration_restores_the_database_from_the_backup() -> None:
-    before = data_summary()
-    schema = sql("SELECT max(version) FROM schema_migrations")
     migrations = sql("SELECT count(*) FROM standin_data_migrations")
-    rc, doc, text = upgrade("-e", "mastodon_version=v4.7.98")
-    assert rc != 0
-    message = failure_messages(doc, text)
-    assert "Rolled back to v4.7.0" in message, message
-    assert "restored from backup run" in message, message
-    report = fact()["last_upgrade"]
-    record(
-        "rollback_restoring_database",
-        {
-            "rollback_seconds": float(report["rollback_seconds"]),
-            "writes_lost": int(report["writes_lost"]),
-        },
-    )
+    report = rolled_back(
+        "rollback_restoring_database", "-e", "mastodon_version=v4.7.98",
+        words="restored from backup run",
+    )  # fmt: skip
     assert report["failed_step"] == "post-deployment migrations"
     assert "StandinFailingPostMigration" in report["failed_migration"]
     assert report["database_restored"] is True
-    assert served_version() == "4.7.0"
-    assert data_summary() == before
     # The good post-deployment migration of v4.7.98 had run and recorded itself: the restored
-    # database no longer holds it, nor the pre-deployment migration's column.
-    assert sql("SELECT max(version) FROM schema_migrations") == schema
+    # database no longer holds it.
     assert sql("SELECT count(*) FROM standin_data_migrations") == migrations
+
+
+def test_a_pre_deployment_migration_the_old_release_cannot_use_gets_the_database_back() -> None:
+    # A short gate: the release's web never answers, and each attempt waits 10 s in its socket.
+    report = rolled_back(
+        "rollback_breaking_schema", "-e", "mastodon_version=v4.7.97",
+        "-e", "mastodon_upgrade_health_timeout=36", words="restored from backup run",
+    )  # fmt: skip
+    assert report["failed_step"] == "switch and restart"
+    assert report["database_restored"] is True
+    assert "failed its health gate on the schema" in report["database_restore_reason"]
+    assert sql("SELECT to_regclass('public.standin_job_runs') IS NOT NULL") == "t"
