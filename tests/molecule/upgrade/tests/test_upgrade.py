@@ -273,12 +273,18 @@ def rolled_back(name: str, *args: str, words: str) -> dict[str, Any]:
 
 
 def test_a_failing_migration_rolls_back_to_the_old_release_with_nothing_lost() -> None:
-    report = rolled_back(
-        "rollback_failing_migration",
-        "-e",
-        "mastodon_version=v4.7.99",
-        words="StandinFailingMigration",
-    )
+    out = start_probe(HOST, "probe-rollback", WEB_DOMAIN)
+    try:
+        report = rolled_back(
+            "rollback_failing_migration", "-e", "mastodon_version=v4.7.99",
+            words="StandinFailingMigration",
+        )  # fmt: skip
+    finally:
+        time.sleep(2)
+        probe = stop_probe(HOST, "probe-rollback", out)
+    # The rollback restarts web behind its socket too: no request fails.
+    assert probe["failed"] == 0, probe["first_failures"]
+    assert probe["requests"] >= 50
     assert report["failed_step"] == "pre-deployment migrations"
     assert "StandinFailingMigration" in report["failed_migration"]
     assert report["database_restored"] is False
