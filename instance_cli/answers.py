@@ -183,6 +183,14 @@ ADMIN_SUBS = (
     Sub("ssh_keys", ListOf(SSH_KEY, min_items=1, max_items=10), "SSH public keys",
         "Their SSH public keys (one or more, comma-separated)"),
 )  # fmt: skip
+HASHTAG = Text(
+    "a hashtag like Bio101 (letters, digits, underscore)", max_len=100, pattern=r"#?[A-Za-z0-9_]+"
+)
+COURSE_SUBS = (
+    Sub("name", SLUG, "Course name", "A short name, the folder of its snapshots (e.g. bio101)"),
+    Sub("tags", ListOf(HASHTAG, min_items=1, max_items=10), "Course hashtags",
+        "The hashtags its posts carry (one or more, comma-separated)"),
+)  # fmt: skip
 
 
 def _sso(mode: str) -> Callable[[Answers], bool]:
@@ -276,6 +284,10 @@ SCHEMA: tuple[Field, ...] = (
         Field("analytics.retention_days", Int(1, 365, "a number of days"),
               "Days to keep course analytics snapshots", "One term is about 120",
               default=120, ask_if=lambda a: a.get("analytics.mode") == "opt-in"),
+        Field("analytics.courses", Records(COURSE_SUBS, min_items=0, max_items=50,
+                                           what="courses", item="course"),
+              "Courses", "Each course's name and hashtags; the weekly snapshots cover these",
+              default=[], ask_if=lambda a: a.get("analytics.mode") == "opt-in"),
     ),
     *section("Backups",
         Field("backup.repository",

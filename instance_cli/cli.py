@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
 from instance_cli import __version__, vaultpass
+from instance_cli.analytics.command import analytics
 from instance_cli.answers import (
     SECRET_ENV,
     SECRET_QUESTIONS,
     Answers,
     load_answers_file,
 )
+from instance_cli.clicks import CONTEXT, ErrorGroup
 from instance_cli.errors import InstanceCliError
 from instance_cli.inventory import list_institutions, resolve, validate_inventory
 from instance_cli.plan import MAX_USERS, MIN_USERS, sizing, sizing_table
@@ -23,21 +24,8 @@ from instance_cli.prompts import interview, summary
 from instance_cli.reference import reference_markdown
 from instance_cli.write import Result, new_institution, preflight
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-class _Group(click.Group):
-    """Turn every InstanceCliError into `Error: ...` on stderr and its exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except InstanceCliError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-@click.group(cls=_Group, context_settings=CONTEXT)
+@click.group(cls=ErrorGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="instance-cli")
 def cli() -> None:
     """Questionnaire -> Ansible inventory for an institution's Mastodon server."""
@@ -224,73 +212,7 @@ def sizing_cmd(users: int, as_json: bool) -> None:
         click.echo(sizing_table(plan))
 
 
-@cli.group(context_settings=CONTEXT)
-def analytics() -> None:
-    """Weekly, privacy-first picture of how a course community interacts (opt-in)."""
-
-
-@analytics.command("run", context_settings=CONTEXT)
-@click.option(
-    "--instance", required=True, help="The instance's URL, e.g. https://social.example.edu."
-)
-@click.option(
-    "--token-file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File holding an access token with read scopes only.",
-)
-@click.option(
-    "--secret-file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File holding the instance's analytics secret (keys the pseudonyms; from the vault).",
-)
-@click.option("--tag", "tags", multiple=True, required=True, help="A course hashtag (repeatable).")
-@click.option(
-    "--since",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Only posts from this day on (UTC); default: the retention period.",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory of the dated run folders.",
-)
-@click.option("--keep-text", is_flag=True, help="Keep the posts' text (off: only who, when, how).")
-@click.option(
-    "--retention-days",
-    type=int,
-    default=120,
-    show_default=True,
-    help="Delete snapshots older than this (one term).",
-)
-def analytics_run(
-    instance: str,
-    token_file: Path,
-    secret_file: Path,
-    tags: tuple[str, ...],
-    since: Any,
-    out: Path,
-    keep_text: bool,
-    retention_days: int,
-) -> None:
-    """Collect the course tags' public posts and write a dated folder of graphs and figures."""
-    from datetime import UTC
-
-    from instance_cli.analytics.run import run
-
-    folder = run(
-        instance=instance,
-        token_file=token_file,
-        secret_file=secret_file,
-        tags=list(tags),
-        out=out,
-        since=since.replace(tzinfo=UTC) if since else None,
-        keep_text=keep_text,
-        retention_days=retention_days,
-    )
-    click.echo(f"wrote {folder}")
+cli.add_command(analytics)
 
 
 @cli.command("answers-reference", context_settings=CONTEXT)

@@ -115,7 +115,9 @@ def context(answers: Answers, plan: Plan) -> dict[str, Any]:
         "ref": vault_ref,
         "streaming_pool": STREAMING_DB_POOL,
         "connections_expression": CONNECTIONS_NEEDED_EXPRESSION,
-        "groups": GROUPS,
+        # The course analytics runs on the server only when the institution uses it.
+        "groups": {**GROUPS, "analytics": ()} if a["analytics.mode"] == "opt-in" else GROUPS,
+        "courses": [{"name": c["name"], "tags": list(c["tags"])} for c in a["analytics.courses"]],
         "staff": [
             {"username": m["username"], "email": m["email"], "role": m["role"]}
             for m in a["moderators"]

@@ -30,6 +30,7 @@ GENERATED = (
     "vault_redis_password",
     "vault_backup_restic_password",
     "vault_mastodon_owner_password",
+    "vault_analytics_secret",
 )
 ANSWERED = {
     "vault_mastodon_smtp_password": "smtp.password",
@@ -66,6 +67,7 @@ def generate() -> dict[str, str]:
         "vault_redis_password": random_alnum(32),
         "vault_backup_restic_password": random_alnum(40),
         "vault_mastodon_owner_password": random_alnum(24),
+        "vault_analytics_secret": random_alnum(40),
     }
 
 

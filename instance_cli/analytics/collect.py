@@ -3,8 +3,8 @@
 For each course hashtag: the hashtag timeline, page by page (Mastodon.py follows the `Link`
 header), from the newest post back to `since`; for each post, its thread (`context`), so replies
 without the tag count too; for each public post of a thread with favourites or boosts, who
-favourited and who boosted it. Rate limits are Mastodon.py's (`ratelimit_method="wait"`: it
-reads `X-RateLimit-*` and sleeps until the window resets).
+favourited and who boosted it, page by page. Rate limits are Mastodon.py's
+(`ratelimit_method="wait"`: it reads `X-RateLimit-*` and sleeps until the window resets).
 
 Only public posts are kept, and each becomes a `Post` at once: authors, mentions, favouriters and
 boosters by label (handle or pseudonym, privacy.py), status ids keyed, no display name, no text
@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from instance_cli.analytics.privacy import Pseudonymizer, opted_in
+
+# 100 pages of 40: the favourites or boosts of a post 4 000 people liked.
+MAX_INTERACTOR_PAGES = 100
 
 
 class Api(Protocol):
@@ -198,11 +201,21 @@ class Collector:
         return getattr(self.api, method)(*args, **kwargs)
 
     def _interactors(self, status: Any, count: str, method: str) -> list[str]:
-        """Who favourited or boosted the status (not asked when its count is 0). Mastodon.py
-        returns these lists unpaginated: one page, the first 40 accounts by Mastodon's default."""
+        """Who favourited or boosted the status (not asked when its count is 0), every page of
+        it: Mastodon answers 40 accounts a page with a `Link` to the next, which Mastodon.py
+        keeps on the page it returns. At most MAX_INTERACTOR_PAGES pages a status."""
         if not _get(status, count, 0):
             return []
-        return sorted({self._label(a) for a in self._call(method, _get(status, "id"))})
+        labels: set[str] = set()
+        page = self._call(method, _get(status, "id"))
+        for _ in range(MAX_INTERACTOR_PAGES):
+            if not page:
+                break
+            labels.update(self._label(a) for a in page)
+            if getattr(page, "_pagination_next", None) is None:
+                break
+            page = self._call("fetch_next", page)
+        return sorted(labels)
 
     def _keep(self, status: Any) -> bool:
         if _get(status, "visibility") != "public":

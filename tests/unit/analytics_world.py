@@ -65,6 +65,7 @@ class World:
     favourites: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     reblogs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     page_size: int = 2
+    accounts_page_size: int = 40  # favourited_by, reblogged_by (Mastodon's default)
     # Faults: the request number (1-based) that answers 500 once; the request after which the
     # rate limit is exhausted, and for how many seconds.
     fail_at: int | None = None
@@ -144,6 +145,20 @@ class World:
             link = f'<http://HOST{base}?max_id={page[-1]["id"]}{extra}>; rel="next"'
         return page, link
 
+    def accounts(
+        self, status_id: str, who: list[dict[str, Any]], kind: str, query: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of favourited_by or reblogged_by: newest first, paginated by the position
+        of the favourite or boost (Mastodon: the Favourite's or the boost's id)."""
+        numbered = [(n + 1, a) for n, a in enumerate(who)]
+        chosen = [(n, a) for n, a in numbered if "max_id" not in query or n < int(query["max_id"])]
+        page = sorted(chosen, key=lambda pair: pair[0], reverse=True)[: self.accounts_page_size]
+        link = None
+        if page:
+            base = f"/api/v1/statuses/{status_id}/{kind}"
+            link = f'<http://HOST{base}?max_id={page[-1][0]}>; rel="next"'
+        return [a for _, a in page], link
+
     def context(self, status_id: str) -> dict[str, list[dict[str, Any]]]:
         by_id = {s["id"]: s for s in self.statuses}
         ancestors = []
@@ -216,9 +231,11 @@ def _handler(world: World) -> type[BaseHTTPRequestHandler]:
             elif segments[:3] == ["api", "v1", "statuses"] and segments[4:] == ["context"]:
                 self._send(200, world.context(segments[3]))
             elif segments[:3] == ["api", "v1", "statuses"] and segments[4:] == ["favourited_by"]:
-                self._send(200, world.favourites.get(segments[3], []))
+                who = world.favourites.get(segments[3], [])
+                self._send(200, *world.accounts(segments[3], who, segments[4], query))
             elif segments[:3] == ["api", "v1", "statuses"] and segments[4:] == ["reblogged_by"]:
-                self._send(200, world.reblogs.get(segments[3], []))
+                who = world.reblogs.get(segments[3], [])
+                self._send(200, *world.accounts(segments[3], who, segments[4], query))
             else:
                 self._send(404, {"error": "Record not found"})
 

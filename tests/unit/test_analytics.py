@@ -27,6 +27,7 @@ import pytest
 from analytics_world import World, course_world, serve
 from click.testing import CliRunner
 from PIL import Image
+from screenshots import WIDTHS, blank_reasons, screenshot
 
 from instance_cli.analytics.privacy import Pseudonymizer
 from instance_cli.analytics.run import run
@@ -34,6 +35,8 @@ from instance_cli.cli import cli
 from instance_cli.errors import InstanceCliError
 
 SECRET = b"an-analytics-secret-for-tests-0123456789"
+# Screenshots of the summary page (CI artefacts).
+SHOTS = Path(__file__).resolve().parents[1] / ".artifacts" / "analytics-screenshots"
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -97,6 +100,20 @@ def test_pagination_follows_the_link_header(files: dict[str, Path]) -> None:
     assert len(pages) == 4, pages
     assert any("max_id=" in r for r in pages[1:])
     assert sum(int(r["posts"]) for r in weekly(folder)) == 7
+
+
+def test_favourites_and_boosts_are_read_page_by_page(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    whole_world, _ = course_world()
+    reference = analyse(whole_world, {**files, "out": tmp_path / "reference"})
+    world, _ = course_world()
+    world.accounts_page_size = 1  # the first post's two favourites: two pages and an empty one
+    folder = analyse(world, files)
+    pages = [r for r in world.requests if "/favourited_by" in r]
+    assert len(pages) == 3, pages
+    assert "max_id=" in pages[1]
+    assert (folder / "interactions.csv").read_text() == (reference / "interactions.csv").read_text()
 
 
 def test_an_exhausted_rate_limit_is_waited_out(files: dict[str, Path]) -> None:
@@ -175,6 +192,18 @@ def test_the_outputs_open(files: dict[str, Path]) -> None:
     assert folder.name == "2026-12-02"
     index = (files["out"] / "index.html").read_text()
     assert 'href="2026-12-02/index.html"' in index
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_the_summary_page_shows_its_pictures_at_phone_and_desktop_width(
+    files: dict[str, Path], width: str
+) -> None:
+    world, _ = course_world()
+    folder = analyse(world, files)
+    out = SHOTS / f"summary-{width}.png"
+    screenshot((folder / "index.html").as_uri(), WIDTHS[width], out)
+    # Text and a drawing on white: the first screen is about 97 % white when it is right.
+    assert blank_reasons(out, max_share=0.995) == [], out
 
 
 def test_snapshots_older_than_the_retention_are_deleted(files: dict[str, Path]) -> None:

@@ -177,7 +177,7 @@ def test_dry_run_writes_nothing_not_even_the_password_file(
     assert "Dry run: would write" in result.output
     for rel in FILES:
         assert rel in result.output
-    assert "ansible-vault encrypted, 12 secrets (not shown)" in result.output
+    assert "ansible-vault encrypted, 13 secrets (not shown)" in result.output
     assert "coop_institution_slug: example" in result.output
     assert "(would be created)" in result.output
 

@@ -156,7 +156,8 @@ def bad_for(field: A.Field) -> st.SearchStrategy[Any]:
             st.integers(),
             st.none(),
             st.lists(TEXT | st.integers(), min_size=1, max_size=3),
-            st.lists(st.just({}), min_size=t.min_items, max_size=t.min_items + 2),
+            # at least one record without its required keys ([] is valid where min_items is 0)
+            st.lists(st.just({}), min_size=max(t.min_items, 1), max_size=t.min_items + 2),
             st.lists(st.just({"unexpected": 1}), min_size=1, max_size=3),
             st.just([{} for _ in range(t.max_items + 1)]),
         )

@@ -6,7 +6,6 @@ not blank. The screenshots are kept in tests/.artifacts/docs-screenshots/ (CI ar
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,13 +16,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from cli_testlib import load_module
-from PIL import Image
+from screenshots import WIDTHS, blank_reasons, screenshot
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "tests" / ".artifacts" / "docs-screenshots"
 MKDOCS = Path(sys.executable).parent / "mkdocs"
-# Phone (a common 390 px wide handset) and desktop widths.
-WIDTHS = {"phone": (390, 844), "desktop": (1280, 900)}
 PAGES = {
     "home": "index.html",
     "runbook-restore": "runbooks/restore/index.html",
@@ -168,39 +165,6 @@ def test_what_ci_proves_is_the_readme_table(site: Path) -> None:
 
 
 # --- screenshots ----------------------------------------------------------------------------
-
-
-def chromium() -> str:
-    found = shutil.which("chromium")
-    assert found, "Debian's chromium is not installed: run scripts/ensure-chromium.sh"
-    return found
-
-
-def screenshot(url: str, size: tuple[int, int], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    done = subprocess.run(
-        [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", url],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "HOME": str(out.parent)},
-    )  # fmt: skip
-    assert done.returncode == 0 and out.is_file(), done.stderr[-2000:]
-
-
-def blank_reasons(path: Path) -> list[str]:
-    """Why a screenshot looks blank (empty list: it shows a page)."""
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
-        colours = rgb.getcolors(maxcolors=1 << 16)
-        histogram = sorted(colours or [], reverse=True)
-        width, height = rgb.size
-    reasons = []
-    if colours is not None and len(colours) < 16:
-        reasons.append(f"only {len(colours)} colours")
-    if histogram and histogram[0][0] > 0.97 * width * height:
-        reasons.append("one colour covers more than 97 % of it")
-    return reasons
 
 
 @pytest.mark.parametrize("width", sorted(WIDTHS))

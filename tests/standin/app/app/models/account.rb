@@ -7,6 +7,7 @@ class Account < ApplicationRecord
   has_one :user, inverse_of: :account, dependent: :destroy
   has_many :statuses, inverse_of: :account, dependent: :destroy
   has_many :media_attachments, inverse_of: :account, dependent: :destroy
+  has_many :favourites, dependent: :destroy
 
   validates :username, presence: true, format: { with: USERNAME_RE }
   validates :username, uniqueness: { scope: :domain, case_sensitive: false, message: 'has already been taken' }
@@ -28,5 +29,15 @@ class Account < ApplicationRecord
 
   def acct
     local? ? username : "#{username}@#{domain}"
+  end
+
+  # The profile page (ActivityPub::TagManager#url_for): a local account's on the web domain, a
+  # remote account's as its server announced it (accounts.url).
+  def profile_url(web_domain)
+    local? ? "https://#{web_domain}/@#{username}" : (url.presence || "https://#{domain}/@#{username}")
+  end
+
+  def actor_uri(web_domain)
+    local? ? "https://#{web_domain}/users/#{username}" : "https://#{domain}/users/#{username}"
   end
 end

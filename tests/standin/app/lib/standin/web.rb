@@ -4,12 +4,16 @@ require 'json'
 require 'rack'
 require 'erb'
 require 'standin/http_headers'
+require 'standin/statuses_api'
 
 module Standin
   # The stand-in's HTTP interface: health, instance info, the landing, about and privacy pages,
-  # media upload and the admin domain block/allow API. JSON shapes follow Mastodon's; caching and
+  # media upload, the public conversation (StatusesApi) and the admin domain block/allow API.
+  # JSON shapes follow Mastodon's; caching and
   # security headers come from Standin::HttpHeaders.
   class Web
+    include StatusesApi
+
     class HttpError < StandardError
       attr_reader :status
 
@@ -38,6 +42,7 @@ module Standin
       ['POST', %r{\A/api/v1/admin/domain_allows\z}, :domain_allows_create],
       ['GET', %r{\A/api/v1/admin/domain_allows/(\d+)\z}, :domain_allows_show],
       ['DELETE', %r{\A/api/v1/admin/domain_allows/(\d+)\z}, :domain_allows_destroy],
+      *StatusesApi::ROUTES,
     ].freeze
 
     BLOCK_FIELDS = %w(domain severity reject_media reject_reports private_comment public_comment obfuscate).freeze
