@@ -157,6 +157,17 @@ def test_a_bad_course_is_refused_before_anything_changes(host: Any) -> None:
     assert sh(host, f"systemctl cat {SERVICE} | sha256sum") == before
 
 
+def test_missing_wheels_are_refused_naming_the_script(host: Any) -> None:
+    before = sh(host, f"systemctl cat {SERVICE} | sha256sum")
+    code, doc, text = analytics_playbook("-e", "analytics_wheelhouse=/nonexistent/wheelhouse")
+    assert code != 0
+    assert "/nonexistent/wheelhouse/cp311-x86_64 does not exist on the controller" in text
+    assert "scripts/analytics-wheelhouse.sh --python 3.11" in text
+    assert doc is not None
+    assert doc["stats"][HOST]["changed"] == 0
+    assert sh(host, f"systemctl cat {SERVICE} | sha256sum") == before
+
+
 def test_the_weekly_timer_is_set(host: Any) -> None:
     timer = host.service(TIMER)
     assert timer.is_enabled and timer.is_running
