@@ -284,6 +284,10 @@ SCHEMA: tuple[Field, ...] = (
         Field("analytics.retention_days", Int(1, 365, "a number of days"),
               "Days to keep course analytics snapshots", "One term is about 120",
               default=120, ask_if=lambda a: a.get("analytics.mode") == "opt-in"),
+        Field("analytics.publish", Choice("private", "staff"), "Who opens the snapshots",
+              "private: only the IT staff, on the server; staff: moderators and admins, in the "
+              "browser while signed in to Mastodon", default="private",
+              ask_if=lambda a: a.get("analytics.mode") == "opt-in"),
         Field("analytics.courses", Records(COURSE_SUBS, min_items=0, max_items=50,
                                            what="courses", item="course"),
               "Courses", "Each course's name and hashtags; the weekly snapshots cover these",

@@ -105,11 +105,18 @@ class State:
             pseudonym, handle = entry["handle"]
             self.handles[pseudonym] = handle
 
+    def _private_dir(self) -> None:
+        """The state's folder is its owner's alone (0700), whatever the umask: the reports
+        beside it may be served to staff (roles/analytics, analytics_publish), the state never."""
+        folder = self.path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+
     def record(self, *entries: dict[str, Any]) -> None:
         """Apply entries and append them to the journal (one flushed write)."""
         for entry in entries:
             self._replay(entry)
-        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        self._private_dir()
         with self.journal_path.open("a", encoding="utf-8") as journal:
             journal.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
 
@@ -120,7 +127,7 @@ class State:
             self.posts = {k: p for k, p in self.posts.items() if p.created_at >= keep_from}
         if self.posts:
             self.newest = max(p.created_at for p in self.posts.values())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._private_dir()
         data = {
             "tags": self.tags,
             "newest": self.newest,

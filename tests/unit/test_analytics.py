@@ -17,6 +17,8 @@ server, not opted in), carolfaraway (another server: a pseudonym, even with the 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,6 +156,22 @@ def test_a_later_run_fetches_only_what_is_newer(files: dict[str, Path]) -> None:
     # The new post's page, its thread, and the next page, which reaches the earlier run's posts.
     assert len(collected(world)) - first == 3, collected(world)[first:]
     assert [r["posts"] for r in weekly(folder)] == [5, 3]
+
+
+def test_the_state_folder_is_the_owners_alone_whatever_the_umask(
+    files: dict[str, Path],
+) -> None:
+    # The reports may be served to staff (analytics_publish=staff, UMask=0022); the state never.
+    (files["out"] / ".state").mkdir(parents=True, mode=0o755)
+    (files["out"] / ".state").chmod(0o755)
+    previous = os.umask(0o022)
+    try:
+        world, _ = course_world()
+        folder = analyse(world, files)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((files["out"] / ".state").stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "index.html").stat().st_mode) == 0o644
 
 
 def _every_byte(out: Path) -> bytes:

@@ -74,3 +74,27 @@ def test_a_course_without_hashtags_is_refused_naming_it() -> None:
         A.validate(raw)
     assert "analytics.courses[1].tags" in str(raised.value)
     assert "a hashtag like Bio101" in str(raised.value)
+
+
+def test_who_opens_the_snapshots_is_answered_and_the_privacy_policy_says_so() -> None:
+    raw = example_raw()
+    raw["analytics"] = {"mode": "opt-in", "courses": [{"name": "bio101", "tags": ["Bio101"]}]}
+    answers = A.validate(raw)
+    files = render_text(answers, make_plan(answers))
+    inventory = yaml.safe_load(files["group_vars/all/main.yml"])
+    assert inventory["analytics_publish"] == "private"  # the default: nothing on the web
+    assert inventory["analytics_nginx_include_dir"] == "{{ nginx_site_include_dir }}"
+    assert inventory["nginx_site_include_dir"] == "/etc/nginx/mastodon-site.d"
+    assert "only our IT staff open them" in files["community/privacy-policy.md"]
+    raw["analytics"]["publish"] = "staff"
+    answers = A.validate(raw)
+    files = render_text(answers, make_plan(answers))
+    assert yaml.safe_load(files["group_vars/all/main.yml"])["analytics_publish"] == "staff"
+    policy = files["community/privacy-policy.md"]
+    assert "Only this server's moderators and admins can open them" in policy
+    assert "only our IT staff open them" not in policy
+    raw["analytics"]["publish"] = "everyone"
+    with pytest.raises(InstanceCliError) as raised:
+        A.validate(raw)
+    assert "analytics.publish" in str(raised.value)
+    assert "private" in str(raised.value) and "staff" in str(raised.value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shlex
 import sys
 import time
@@ -215,9 +216,10 @@ def test_no_one_who_did_not_opt_in_appears_anywhere(host: Any, run_folder: str) 
     ids = [v for k, v in fixture(host).items() if k.startswith("s")]
     hidden = [*HIDDEN, *ids]
 
+    # Whole words only: "rita" is also in random tokens such as sudo's BECOME-SUCCESS-…rita….
     def found(needles: list[str], places: list[str]) -> str:
         patterns = " ".join(f"-e {shlex.quote(n)}" for n in needles)
-        result = host.run(f"grep -r -l -F {patterns} {' '.join(places)} 2>/dev/null")
+        result = host.run(f"grep -r -l -w -F {patterns} {' '.join(places)} 2>/dev/null")
         assert result.rc in (0, 1), result.stderr
         return str(result.stdout)
 
@@ -228,7 +230,182 @@ def test_no_one_who_did_not_opt_in_appears_anywhere(host: Any, run_folder: str) 
     assert found(ids, [DATA, "/var/cache/instance-analytics", "/tmp", "/var/tmp"]) == ""
     journal = sh(host, f"journalctl --no-pager -o cat -u {SERVICE} -u {TIMER}")
     assert "wrote " in journal  # the run logged, and only this
-    assert not [h for h in hidden if h in journal]
+    assert not [h for h in hidden if re.search(rf"\b{re.escape(h)}\b", journal)]
     # The learner who opted in is there by name: the search above can find a handle.
     named = host.run(f"grep -r -l -F @ada_optin {run_folder}")
     assert named.rc == 0 and "graph.graphml" in named.stdout
+
+
+# --- served to staff (analytics_publish: staff in molecule.yml) --------------------------------
+
+WEB = "https://social.example-university.edu"
+LIVE = "/home/mastodon/live"
+TOOTCTL = f"cd {LIVE} && runuser -u mastodon -- env RAILS_ENV=production bin/tootctl"
+PSQL = "runuser -u postgres -- psql -At mastodon_production -c"
+# Who signs in: a moderator (the role that may open the reports) and a learner without a role.
+BROWSER_USERS = {
+    "course_mod": ("course-mod@example-university.edu", ["--role", "Moderator"]),
+    "course_learner": ("course-learner@example-university.edu", []),
+}
+# A browser: signs in through the form (authenticity token and cookies, as a person does) when
+# given an e-mail, or goes on with the cookies it kept in `jar`; then asks for each path
+# without following redirects. Reads JSON on stdin, so no password is on a command line.
+BROWSER = r"""
+import json, os, re, sys
+import requests
+job = json.load(sys.stdin)
+session = requests.Session()
+if job["jar"] and os.path.exists(job["jar"]):
+    with open(job["jar"]) as kept:
+        session.cookies.update(json.load(kept))
+if job["email"]:
+    form = session.get(job["base"] + "/auth/sign_in", timeout=30)
+    token = re.search(r'name="authenticity_token" value="([^"]+)"', form.text).group(1)
+    signed = session.post(job["base"] + "/auth/sign_in", allow_redirects=False, timeout=30,
+                          data={"authenticity_token": token, "user[email]": job["email"],
+                                "user[password]": job["password"]})
+    assert signed.status_code == 302 and signed.headers["location"] == "/", signed.status_code
+    assert "_session_id" in session.cookies, "signed in without a session cookie"
+answers = []
+for path in job["paths"]:
+    answer = session.get(job["base"] + path, allow_redirects=False, timeout=30)
+    binary = not answer.headers.get("content-type", "").startswith("text/")
+    answers.append({"path": path, "status": answer.status_code, "headers": dict(answer.headers),
+                    "body": "" if binary else answer.text, "bytes": len(answer.content)})
+if job["jar"]:
+    with open(os.open(job["jar"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as kept:
+        json.dump(session.cookies.get_dict(), kept)
+print(json.dumps(answers))
+"""
+JAR = "/root/analytics-moderator-cookies.json"
+
+
+@pytest.fixture(scope="module")
+def browser_users(host: Any) -> Any:
+    """A moderator and a learner with fresh passwords; deleted again afterwards, so the settings
+    tests see only the staff the answers file names."""
+    passwords = {}
+    for name, (email, extra) in BROWSER_USERS.items():
+        query = f"SELECT count(*) FROM accounts WHERE username = '{name}'"  # noqa: S608 constants
+        exists = sh(host, f'{PSQL} "{query}"')
+        if exists.strip() == "1":
+            out = sh(host, f"{TOOTCTL} accounts modify {name} --reset-password --enable")
+        else:
+            words = " ".join([name, "--email", email, "--confirmed", "--approve", *extra])
+            out = sh(host, f"{TOOTCTL} accounts create {words}")
+        passwords[name] = out.split("New password:", 1)[1].split()[0]
+    yield {name: (BROWSER_USERS[name][0], passwords[name]) for name in BROWSER_USERS}
+    names = ", ".join(f"'{n}'" for n in BROWSER_USERS)
+    query = f"DELETE FROM accounts WHERE username IN ({names})"  # noqa: S608 constants
+    sh(host, f'{PSQL} "{query}"')
+
+
+def browse(
+    host: Any, paths: list[str], who: tuple[str, str] | None = None, jar: str = ""
+) -> list[dict[str, Any]]:
+    email, password = who or ("", "")
+    job = json.dumps(
+        {"base": WEB, "email": email, "password": password, "paths": paths, "jar": jar}
+    )
+    command = (
+        f"REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt {VENV_PYTHON} -c"
+        f" {shlex.quote(BROWSER)} <<'JOB'\n{job}\nJOB"
+    )
+    result = host.run(command)
+    assert result.rc == 0, result.stderr[-2000:]
+    return list(json.loads(result.stdout))
+
+
+def run_name(run_folder: str) -> str:
+    return run_folder.rsplit("/", 1)[1]
+
+
+def test_a_moderator_signed_in_to_mastodon_opens_the_snapshots(
+    host: Any, run_folder: str, browser_users: dict[str, tuple[str, str]]
+) -> None:
+    run = run_name(run_folder)
+    state = sh(host, f"ls {COURSE}/.state").split()[0]
+    index, picture, folder, hidden, bare = browse(
+        host,
+        [
+            "/analytics/bio101/",
+            f"/analytics/bio101/{run}/network.png",
+            f"/analytics/bio101/{run}/",
+            f"/analytics/bio101/.state/{state}",
+            "/analytics",
+        ],
+        browser_users["course_mod"],
+    )
+    assert index["status"] == 200 and run in index["body"], index["status"]
+    assert picture["status"] == 200 and picture["headers"]["Content-Type"] == "image/png"
+    assert picture["bytes"] == host.file(f"{run_folder}/network.png").size
+    assert folder["status"] == 200 and "network.png" in folder["body"]
+    for answer in (index, picture):
+        headers = answer["headers"]
+        assert headers["Cache-Control"] == "private, no-store", headers
+        assert headers["Strict-Transport-Security"].startswith("max-age="), headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    # The collector's state is never served, even to staff; nor is it readable to nginx's group.
+    assert hidden["status"] == 404 and "handles" not in hidden["body"]
+    assert host.file(f"{COURSE}/.state").mode == 0o700
+    assert (bare["status"], bare["headers"]["Location"]) == (301, f"{WEB}/analytics/")
+
+
+def test_no_one_else_opens_them(
+    host: Any, run_folder: str, browser_users: dict[str, tuple[str, str]]
+) -> None:
+    run = run_name(run_folder)
+    paths = ["/analytics/bio101/", f"/analytics/bio101/{run}/network.png"]
+    for who in (None, browser_users["course_learner"]):
+        for answer in browse(host, paths, who):
+            assert answer["status"] == 403, (who and who[0], answer["path"], answer["status"])
+            assert run not in answer["body"] and answer["bytes"] < 1000
+            assert 'href="/auth/sign_in"' in answer["body"]
+            assert answer["headers"]["Cache-Control"] == "private, no-store"
+    # Mastodon is asked every time, nothing is remembered: the moderator's own session, once
+    # the account is disabled, opens nothing (the stand-in answers 403; Mastodon redirects such
+    # a session, which nginx refuses as well, with 500); and while Mastodon's web does not
+    # answer, nothing is served to anyone.
+    signed_in = browse(host, paths, browser_users["course_mod"], JAR)
+    assert [a["status"] for a in signed_in] == [200, 200]
+    sh(host, f"{TOOTCTL} accounts modify course_mod --disable")
+    try:
+        disabled = browse(host, paths, jar=JAR)
+    finally:
+        sh(host, f"{TOOTCTL} accounts modify course_mod --enable")
+    assert all(a["status"] != 200 and run not in a["body"] for a in disabled), disabled
+    # The socket too: it would start the web again on the first request.
+    sh(host, "systemctl stop mastodon-web.socket mastodon-web.service")
+    try:
+        down = browse(host, paths, jar=JAR)
+    finally:
+        sh(host, "systemctl start mastodon-web.socket mastodon-web.service")
+        sh(host, f"timeout 60 sh -c 'until curl -sf -o /dev/null {WEB}/health; do sleep 1; done'")
+    assert [a["status"] for a in down] == [500, 500], [a["status"] for a in down]
+    assert all(run not in a["body"] for a in down)
+    # The same session again, with Mastodon back and the account enabled.
+    assert [a["status"] for a in browse(host, paths, jar=JAR)] == [200, 200]
+
+
+def test_private_takes_them_off_the_web(
+    host: Any, run_folder: str, browser_users: dict[str, tuple[str, str]]
+) -> None:
+    tags = ("--tags", "analytics-validate,analytics-publish")
+    code, _, text = analytics_playbook("-e", "analytics_publish=private", *tags)
+    try:
+        assert code == 0, text[-3000:]
+        data = host.file(DATA)
+        owner = (data.user, data.group, data.mode)
+        assert owner == ("instance-analytics", "instance-analytics", 0o700)
+        assert not host.file("/etc/nginx/mastodon-site.d/instance-analytics.conf").exists
+        # The path is Mastodon's again (its 404), for the moderator too.
+        (answer,) = browse(host, ["/analytics/bio101/"], browser_users["course_mod"])
+        assert answer["status"] == 404 and run_name(run_folder) not in answer["body"]
+        assert "stand-in" in answer["body"]
+    finally:
+        code, _, text = analytics_playbook(*tags)
+    assert code == 0, text[-3000:]
+    data = host.file(DATA)
+    assert (data.group, data.mode) == ("www-data", 0o750)
+    (answer,) = browse(host, ["/analytics/bio101/"], browser_users["course_mod"])
+    assert answer["status"] == 200

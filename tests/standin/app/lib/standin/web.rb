@@ -5,14 +5,17 @@ require 'rack'
 require 'erb'
 require 'standin/http_headers'
 require 'standin/statuses_api'
+require 'standin/web_session'
 
 module Standin
   # The stand-in's HTTP interface: health, instance info, the landing, about and privacy pages,
-  # media upload, the public conversation (StatusesApi) and the admin domain block/allow API.
+  # media upload, the public conversation (StatusesApi), signing in with a browser and the admin
+  # reports page (WebSession), and the admin domain block/allow API.
   # JSON shapes follow Mastodon's; caching and
   # security headers come from Standin::HttpHeaders.
   class Web
     include StatusesApi
+    include WebSession
 
     class HttpError < StandardError
       attr_reader :status
@@ -43,6 +46,7 @@ module Standin
       ['GET', %r{\A/api/v1/admin/domain_allows/(\d+)\z}, :domain_allows_show],
       ['DELETE', %r{\A/api/v1/admin/domain_allows/(\d+)\z}, :domain_allows_destroy],
       *StatusesApi::ROUTES,
+      *WebSession::ROUTES,
     ].freeze
 
     BLOCK_FIELDS = %w(domain severity reject_media reject_reports private_comment public_comment obfuscate).freeze
