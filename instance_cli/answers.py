@@ -554,6 +554,20 @@ def validate(raw: Any) -> Answers:
 
 def load_answers_file(path: Path) -> Answers:
     """Read, parse and validate an answers file; every failure is an InstanceCliError."""
+    return validate_source(load_raw_answers(path), path.name)
+
+
+def validate_source(raw: Any, source: str) -> Answers:
+    """validate(), with the problems attributed to the file they came from."""
+    try:
+        return validate(raw)
+    except ValidationError as exc:
+        raise ValidationError(exc.problems, source=source) from None
+
+
+def load_raw_answers(path: Path) -> Any:
+    """Read and parse an answers file, not yet validated (a cooperative's baseline may still be
+    merged under it); every failure is an InstanceCliError."""
     try:
         size = path.stat().st_size
         if size > MAX_ANSWERS_BYTES:
@@ -565,7 +579,7 @@ def load_answers_file(path: Path) -> Answers:
         raise ValidationError(["expected UTF-8 text"], source=path.name) from None
     except OSError as exc:
         raise InstanceCliError(f"cannot read answers file {path}: {exc.strerror}") from None
-    return parse_answers_text(text, path.name)
+    return parse_raw_text(text, path.name)
 
 
 def _check_depth(text: str) -> None:
@@ -582,6 +596,10 @@ def _check_depth(text: str) -> None:
 
 
 def parse_answers_text(text: str, source: str) -> Answers:
+    return validate_source(parse_raw_text(text, source), source)
+
+
+def parse_raw_text(text: str, source: str) -> Any:
     try:
         _check_depth(text)
         raw = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml when present)
@@ -594,10 +612,7 @@ def parse_answers_text(text: str, source: str) -> Answers:
         raise ValidationError(
             [f"expected at most {MAX_DEPTH} levels of nesting, got more"], source=source
         ) from None
-    try:
-        return validate(raw)
-    except ValidationError as exc:
-        raise ValidationError(exc.problems, source=source) from None
+    return raw
 
 
 def nest(answers: Answers) -> dict[str, Any]:

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import click
 
-from instance_cli import __version__, vaultpass
+from instance_cli import __version__, cooperative, vaultpass
 from instance_cli.analytics.command import analytics
 from instance_cli.answers import (
     SECRET_ENV,
     SECRET_QUESTIONS,
     Answers,
-    load_answers_file,
+    flatten,
+    load_raw_answers,
+    validate_source,
 )
 from instance_cli.clicks import CONTEXT, ErrorGroup
 from instance_cli.errors import InstanceCliError
@@ -96,6 +98,15 @@ INVENTORIES_OPTION = click.option(
 )
 
 
+COOPERATIVE_OPTION = click.option(
+    "--cooperative",
+    "cooperative_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The cooperative's file [default: cooperative/cooperative.yml beside the inventories "
+    "directory, when it exists].",
+)
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option(
     "--answers",
@@ -119,17 +130,26 @@ INVENTORIES_OPTION = click.option(
     "~/.config/instance-cli/vault-passwords/<slug>.txt]; created if absent. It must be this "
     "institution's own: another institution's file or the example's public one is refused.",
 )
+@COOPERATIVE_OPTION
 def new(
     answers_file: Path | None,
     output_dir: Path,
     force: bool,
     dry_run: bool,
     vault_password_file: str | None,
+    cooperative_file: Path | None,
 ) -> None:
     """Create inventories/<slug>/ from the questionnaire (interactive: questions by topic, then
-    a summary to confirm) or an answers file."""
+    a summary to confirm) or an answers file. An answers file of a member of the cooperative
+    inherits every key it does not give from the cooperative's baseline."""
+    own_keys: set[str] | None = None
     if answers_file is not None:
-        answers = load_answers_file(answers_file)
+        raw = load_raw_answers(answers_file)
+        coop = cooperative.find(output_dir, cooperative_file)
+        resolved = cooperative.member_answers(coop, raw)
+        if resolved is not raw:
+            own_keys = set(flatten(raw, []))
+        answers = validate_source(resolved, answers_file.name)
     else:
         click.echo(
             "New institution: answer each question. Enter keeps the [default]; '-' empties an "
@@ -156,6 +176,7 @@ def new(
         dry_run=dry_run,
         vault_password_file=vault_password_file,
         secret_answers=secret_answers,
+        own_keys=own_keys,
     )
     if dry_run:
         click.echo(result.preview)
@@ -177,6 +198,70 @@ def validate(institution: str, inventories: Path, vault_password_file: str | Non
     click.echo(f"{inv}: OK")
     for item in checked:
         click.echo(f"  checked: {item}")
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@cli.command("diff", context_settings=CONTEXT)
+@click.argument("institution")
+@INVENTORIES_OPTION
+@COOPERATIVE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def diff_cmd(
+    institution: str, inventories: Path, cooperative_file: Path | None, as_json: bool
+) -> None:
+    """What INSTITUTION overrides of the cooperative's baseline, what it inherits, and what it
+    answers on its own."""
+    coop = cooperative.find(inventories, cooperative_file)
+    if coop is None:
+        raise InstanceCliError(
+            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
+            f"{inventories}/, or --cooperative FILE"
+        )
+    inv = resolve(institution, inventories)
+    if inv.name not in coop.members:
+        raise InstanceCliError(
+            f"{inv.name}: not a member of {coop.path} (members: {', '.join(coop.members)})"
+        )
+    source = inv / "answers.yml"
+    rows = cooperative.diff(coop, load_raw_answers(source), str(source))
+    if as_json:
+        doc = {
+            "institution": inv.name,
+            "cooperative": _shown(coop.path),
+            "keys": [
+                {"key": r.key, "origin": r.origin, "value": r.value, "baseline": r.baseline}
+                for r in rows
+            ],
+        }
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    counts = {o: sum(r.origin == o for r in rows) for o in ("override", "inherited", "same", "own")}
+    click.echo(
+        f"{inv.name} against {_shown(coop.path)}: {counts['override']} overridden, "
+        f"{counts['inherited']} inherited, {counts['same']} as the baseline, "
+        f"{counts['own']} its own"
+    )
+    words = {"override": "overrides", "inherited": "inherits", "same": "same as", "own": "own"}
+    width = max((len(r.key) for r in rows), default=0)
+    for origin in ("override", "inherited", "same"):
+        for r in (r for r in rows if r.origin == origin):
+            extra = (
+                f"   (baseline: {_short(json.dumps(r.baseline, default=str))})"
+                if origin == "override"
+                else ""
+            )
+            value = _short(json.dumps(r.value, default=str))
+            click.echo(f"  {words[origin]:<10} {r.key:<{width}}  {value}{extra}")
 
 
 @cli.command("list", context_settings=CONTEXT)

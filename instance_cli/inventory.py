@@ -9,14 +9,15 @@ from typing import Any
 
 import yaml
 
-from instance_cli import secrets, vaultpass
+from instance_cli import cooperative, secrets, vaultpass
 from instance_cli.answers import (
     MAX_RULE_HINT,
     MAX_RULE_TEXT,
     MAX_RULES,
     Answers,
     is_domain,
-    parse_answers_text,
+    parse_raw_text,
+    validate,
 )
 from instance_cli.errors import InstanceCliError, ValidationError
 from instance_cli.plan import connections_needed, make_plan
@@ -197,7 +198,8 @@ def validate_inventory(inv: Path, vault_password_file: str | None = None) -> lis
     problems: list[str] = []
     answers: Answers | None = None
     try:
-        answers = parse_answers_text((inv / "answers.yml").read_text(encoding="utf-8"), "")
+        raw = parse_raw_text((inv / "answers.yml").read_text(encoding="utf-8"), "")
+        answers = validate(cooperative.member_answers(cooperative.find(inv.parent), raw))
     except FileNotFoundError:
         problems.append("answers.yml: missing")
     except (OSError, UnicodeDecodeError) as exc:

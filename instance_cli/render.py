@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from typing import Any
 
 import jinja2
@@ -137,13 +138,19 @@ def context(answers: Answers, plan: Plan) -> dict[str, Any]:
     }
 
 
-def render_text(answers: Answers, plan: Plan) -> dict[str, str]:
-    """Every file except the vault, as text."""
+def render_text(
+    answers: Answers, plan: Plan, own_keys: Collection[str] | None = None
+) -> dict[str, str]:
+    """Every file except the vault, as text. With own_keys (a member of the cooperative),
+    answers.yml keeps only the institution's own answers; the rest is the baseline's."""
     env = _env()
     ctx = context(answers, plan)
     out: dict[str, str] = {}
+    kept = answers if own_keys is None else {k: v for k, v in answers.items() if k in own_keys}
     out["answers.yml"] = fit_lines(
-        env.get_template("answers.yml.j2").render(ctx, body=to_yaml(nest(answers)))
+        env.get_template("answers.yml.j2").render(
+            ctx, body=to_yaml(nest(kept)), member=own_keys is not None
+        )
     )
     out["hosts.yml"] = fit_lines(env.get_template("hosts.yml.j2").render(ctx))
     out["group_vars/all/main.yml"] = fit_lines(env.get_template("main.yml.j2").render(ctx))

@@ -6,6 +6,7 @@ import difflib
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,7 @@ def new_institution(
     dry_run: bool = False,
     vault_password_file: str | None = None,
     secret_answers: dict[str, str | None] | None = None,
+    own_keys: Collection[str] | None = None,
 ) -> Result:
     plan, target, exists, pw_path, pw_source = preflight(
         answers, output_dir, force=force, vault_password_file=vault_password_file
@@ -171,7 +173,7 @@ def new_institution(
             f"{SECRET_ENV['sso.oidc.client_secret']} (or answer the hidden prompt)"
         )
     kept = [k for k in secrets.ALL_KEYS if k not in generated and existing and k in existing]
-    texts = render_text(answers, plan)
+    texts = render_text(answers, plan, own_keys)
     check_rendered(texts, plan)
     result = Result(target, plan, pw_path, pw_source, create_password, generated, kept)
 

@@ -10,12 +10,20 @@ from typing import Any
 
 import yaml
 
+from instance_cli import cooperative
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_ANSWERS = REPO / "examples" / "answers" / "example-university.yml"
 EXAMPLE_PASS = REPO / "examples" / "example-university.vault-pass"
 EXAMPLE_INVENTORY = REPO / "inventories" / "example"
 
-_EXAMPLE_RAW: dict[str, Any] = yaml.safe_load(EXAMPLE_ANSWERS.read_text(encoding="utf-8"))
+COOPERATIVE = REPO / "cooperative" / "cooperative.yml"
+
+# The example's answers as its inventory is made from them: its own over the cooperative's
+# baseline (it is a member).
+_EXAMPLE_RAW: dict[str, Any] = cooperative.member_answers(
+    cooperative.load(COOPERATIVE), yaml.safe_load(EXAMPLE_ANSWERS.read_text(encoding="utf-8"))
+)
 
 
 def example_raw() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from cli_testlib import (
+    COOPERATIVE,
     EXAMPLE_ANSWERS,
     EXAMPLE_INVENTORY,
     EXAMPLE_PASS,
@@ -41,6 +42,8 @@ def test_committed_example_matches_regeneration(run: Callable[..., Any], tmp_pat
         str(out),
         "--vault-password-file",
         str(EXAMPLE_PASS),
+        "--cooperative",
+        str(COOPERATIVE),
     )
     assert result.exit_code == 0, result.output
     fresh = files_under(out / "example")
