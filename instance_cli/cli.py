@@ -14,7 +14,6 @@ from instance_cli.answers import (
     SECRET_ENV,
     SECRET_QUESTIONS,
     Answers,
-    flatten,
     load_raw_answers,
     validate_source,
 )
@@ -142,14 +141,12 @@ def new(
     """Create inventories/<slug>/ from the questionnaire (interactive: questions by topic, then
     a summary to confirm) or an answers file. An answers file of a member of the cooperative
     inherits every key it does not give from the cooperative's baseline."""
-    own_keys: set[str] | None = None
+    member: cooperative.Membership | None = None
     if answers_file is not None:
         raw = load_raw_answers(answers_file)
         coop = cooperative.find(output_dir, cooperative_file)
-        resolved = cooperative.member_answers(coop, raw)
-        if resolved is not raw:
-            own_keys = set(flatten(raw, []))
-        answers = validate_source(resolved, answers_file.name)
+        member = cooperative.membership(coop, raw, output_dir)
+        answers = validate_source(cooperative.member_answers(coop, raw), answers_file.name)
     else:
         click.echo(
             "New institution: answer each question. Enter keeps the [default]; '-' empties an "
@@ -176,7 +173,7 @@ def new(
         dry_run=dry_run,
         vault_password_file=vault_password_file,
         secret_answers=secret_answers,
-        own_keys=own_keys,
+        member=member,
     )
     if dry_run:
         click.echo(result.preview)
@@ -262,6 +259,62 @@ def diff_cmd(
             )
             value = _short(json.dumps(r.value, default=str))
             click.echo(f"  {words[origin]:<10} {r.key:<{width}}  {value}{extra}")
+
+
+@cli.group("blocklist", cls=ErrorGroup, context_settings=CONTEXT)
+def blocklist() -> None:
+    """The cooperative's shared blocklist (cooperative/blocklist.csv)."""
+
+
+@blocklist.command("diff", context_settings=CONTEXT)
+@click.argument("institution")
+@INVENTORIES_OPTION
+@COOPERATIVE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a list.")
+def blocklist_diff_cmd(
+    institution: str, inventories: Path, cooperative_file: Path | None, as_json: bool
+) -> None:
+    """What applying the shared blocklist to INSTITUTION changes: the blocks it adds, and the
+    domains where the institution's own entry wins."""
+    coop = cooperative.find(inventories, cooperative_file)
+    if coop is None:
+        raise InstanceCliError(
+            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
+            f"{inventories}/, or --cooperative FILE"
+        )
+    inv = resolve(institution, inventories)
+    if inv.name not in coop.members:
+        raise InstanceCliError(
+            f"{inv.name}: not a member of {coop.path} (members: {', '.join(coop.members)})"
+        )
+    result = cooperative.blocklist_diff(coop, inv)
+    shown = _shown(coop.blocklist) if coop.blocklist else ""
+    if as_json:
+        doc = {
+            "institution": inv.name,
+            "blocklist": shown,
+            "added": [
+                {"domain": b["domain"], "severity": b["severity"], "reason": b["public_comment"]}
+                for b in result.added
+            ],
+            "own_wins": [
+                {"domain": own["domain"], "own": own["severity"], "shared": shared["severity"]}
+                for own, shared in result.own_wins
+            ],
+            "own_blocks": result.own,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(
+        f"{inv.name}: applying {shown} adds {len(result.added)} block(s); its own entry wins "
+        f"for {len(result.own_wins)} (it lists {result.own} of its own)"
+    )
+    for b in result.added:
+        click.echo(f"  + {b['domain']}  {b['severity']}  {b['public_comment']}")
+    for own, shared in result.own_wins:
+        click.echo(
+            f"  = {own['domain']}  its own: {own['severity']} (shared: {shared['severity']})"
+        )
 
 
 @cli.command("list", context_settings=CONTEXT)

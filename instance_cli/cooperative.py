@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from instance_cli.errors import InstanceCliError, ValidationError
 from instance_cli.fieldtypes import show
 
 COOPERATIVE_FILE = Path("cooperative") / "cooperative.yml"
-TOP_KEYS = ("name", "members", "channel", "baseline")
+TOP_KEYS = ("name", "members", "channel", "baseline", "blocklist")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}$")
 CHANNEL = re.compile(r"v\d+\.\d+\.\d+$")
 # What only an institution can answer for itself: a baseline that sets one of these is refused.
@@ -53,6 +54,16 @@ class Cooperative:
     channel: str
     baseline: dict[str, Any]  # nested, as in an answers file
     flat_baseline: A.Answers  # dotted keys, each checked against the answers schema
+    blocklist: Path | None = None  # the shared blocklist (Mastodon's CSV import format)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What an institution's inventory takes from the cooperative it is a member of."""
+
+    own_keys: frozenset[str]  # the answers it gives itself (answers.yml keeps only these)
+    domains: tuple[str, ...]  # the other members' domains (allowed, never blocked)
+    blocklist: Path | None  # the shared blocklist
 
 
 def _own_only(key: str) -> bool:
@@ -138,6 +149,14 @@ def load(path: Path) -> Cooperative:
         mine: list[str] = []
         A.check_field(A.FIELDS["mastodon.version"], channel, mine)
         problems += [f"channel: {p.split(': ', 1)[-1]}" for p in mine]
+    blocklist = raw.get("blocklist")
+    if blocklist is not None and (
+        not isinstance(blocklist, str) or not (path.parent / blocklist).is_file()
+    ):
+        problems.append(
+            f"blocklist: expected a CSV file beside {path.name}, got {show(blocklist)}"
+            + (" (no such file)" if isinstance(blocklist, str) else "")
+        )
     baseline = raw.get("baseline") or {}
     flat = _check_baseline(baseline, problems)
     if problems:
@@ -145,7 +164,10 @@ def load(path: Path) -> Cooperative:
     # Members follow the channel unless their own answers pin a version.
     flat["mastodon.version"] = channel
     baseline = merged(baseline, {"mastodon": {"version": channel}})
-    return Cooperative(path, str(name).strip(), tuple(slugs), str(channel), dict(baseline), flat)
+    shared = path.parent / blocklist if isinstance(blocklist, str) else None
+    return Cooperative(
+        path, str(name).strip(), tuple(slugs), str(channel), dict(baseline), flat, shared
+    )
 
 
 def find(inventories: Path, explicit: Path | None = None) -> Cooperative | None:
@@ -206,3 +228,90 @@ def diff(coop: Cooperative, own_raw: Any, source: str) -> list[KeyOrigin]:
         elif key in own:
             rows.append(KeyOrigin(key, "own", own[key]))
     return rows
+
+
+def member_domains(coop: Cooperative, inventories: Path, slug: str) -> tuple[str, ...]:
+    """The domains of every other member whose inventory exists: its web and local domain."""
+    domains: list[str] = []
+    for other in coop.members:
+        main = inventories / other / "group_vars" / "all" / "main.yml"
+        if other == slug or not main.is_file():
+            continue
+        doc = yaml.safe_load(main.read_text(encoding="utf-8")) or {}
+        for key in ("nginx_server_name", "nginx_local_domain"):
+            value = doc.get(key)
+            if isinstance(value, str) and value and value not in domains:
+                domains.append(value)
+    return tuple(domains)
+
+
+def membership(coop: Cooperative | None, raw: Any, inventories: Path) -> Membership | None:
+    """The membership of the institution whose raw answers these are, or None."""
+    if coop is None or not isinstance(raw, dict):
+        return None
+    institution = raw.get("institution")
+    slug = institution.get("slug") if isinstance(institution, dict) else None
+    if slug not in coop.members:
+        return None
+    own = frozenset(A.flatten(raw, []))
+    return Membership(own, member_domains(coop, inventories, str(slug)), coop.blocklist)
+
+
+# --- the shared blocklist -------------------------------------------------------------------
+
+_FILTERS = Path(__file__).resolve().parents[1] / "roles/instance_settings/filter_plugins"
+
+
+def _role_filters() -> Any:
+    """roles/instance_settings' parsers, the ones Ansible applies: one reading of the CSV."""
+    spec = importlib.util.spec_from_file_location(
+        "instance_cli_settings_filters", _FILTERS / "instance_settings.py"
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - the checkout is broken
+        raise InstanceCliError(f"cannot load {_FILTERS}/instance_settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class BlocklistDiff:
+    added: list[dict[str, Any]]  # shared blocks the institution does not list itself
+    own_wins: list[tuple[dict[str, Any], dict[str, Any]]]  # (its own entry, the shared one)
+    own: int  # the institution's own blocks
+
+
+def blocklist_diff(coop: Cooperative, inv: Path) -> BlocklistDiff:
+    """What applying the cooperative's shared blocklist to the institution at `inv` changes,
+    read with the role's own parsers: the blocks it adds, and the domains where the
+    institution's own entry wins. A malformed line, or one that would block a member, is an
+    error naming the file and line."""
+    if coop.blocklist is None:
+        raise InstanceCliError(f"{coop.path}: no blocklist: expected blocklist: FILE.csv")
+    f = _role_filters()
+    main = yaml.safe_load((inv / "group_vars" / "all" / "main.yml").read_text("utf-8")) or {}
+    members = member_domains(coop, inv.parent, "")  # every member's, this one's too
+    own_csv = inv / "community" / "domain-blocks.csv"
+    try:
+        shared = f.parse_shared_blocklist(
+            coop.blocklist.read_text(encoding="utf-8"), str(coop.blocklist), list(members)
+        )
+        from_file = (
+            f.parse_blocklist(own_csv.read_text(encoding="utf-8"), str(own_csv))
+            if own_csv.is_file()
+            else []
+        )
+        own = f.merge_domain_blocks(
+            from_file,
+            f.normalize_domain_blocks(main.get("instance_settings_domain_blocks") or []),
+            str(own_csv),
+        )
+    except f.InstanceSettingsError as exc:
+        raise InstanceCliError(str(exc)) from None
+    merged = f.merge_shared_blocks(shared, own)
+    by_domain = {block["domain"]: block for block in own}
+    return BlocklistDiff(
+        added=[b for b in shared if b["domain"] in merged["added"]],
+        own_wins=[(by_domain[b["domain"]], b) for b in shared if b["domain"] in merged["own_wins"]],
+        own=len(own),
+    )

@@ -78,7 +78,13 @@ def _check_hosts(doc: Any, problems: list[str]) -> None:
                 problems.append(f"hosts.yml: all.children.{where}: expected at least one host")
 
 
-def _check_main(main: Any, answers: Answers | None, path: Path, problems: list[str]) -> None:
+def _check_main(
+    main: Any,
+    answers: Answers | None,
+    path: Path,
+    problems: list[str],
+    member: cooperative.Membership | None = None,
+) -> None:
     if not isinstance(main, dict):
         problems.append(f"{MAIN}: expected a mapping of variables")
         return
@@ -128,7 +134,7 @@ def _check_main(main: Any, answers: Answers | None, path: Path, problems: list[s
     if answers is None:
         return
     plan = make_plan(answers)
-    expected = yaml.safe_load(render_text(answers, plan)[MAIN])
+    expected = yaml.safe_load(render_text(answers, plan, member)[MAIN])
     for key, value in expected.items():
         if key in main and main[key] != value:
             problems.append(
@@ -197,9 +203,12 @@ def validate_inventory(inv: Path, vault_password_file: str | None = None) -> lis
     """Check an institution's inventory; return what was checked, raise with EVERY problem."""
     problems: list[str] = []
     answers: Answers | None = None
+    member: cooperative.Membership | None = None
     try:
         raw = parse_raw_text((inv / "answers.yml").read_text(encoding="utf-8"), "")
-        answers = validate(cooperative.member_answers(cooperative.find(inv.parent), raw))
+        coop = cooperative.find(inv.parent)
+        member = cooperative.membership(coop, raw, inv.parent)
+        answers = validate(cooperative.member_answers(coop, raw))
     except FileNotFoundError:
         problems.append("answers.yml: missing")
     except (OSError, UnicodeDecodeError) as exc:
@@ -209,7 +218,7 @@ def validate_inventory(inv: Path, vault_password_file: str | None = None) -> lis
     _check_hosts(_load_yaml(inv / "hosts.yml", "hosts.yml", problems), problems)
     main = _load_yaml(inv / MAIN, MAIN, problems)
     if main is not None:
-        _check_main(main, answers, inv, problems)
+        _check_main(main, answers, inv, problems, member)
     slug = str((main or {}).get("coop_institution_slug") or inv.name)
     _check_vault(inv, slug, vault_password_file, problems)
     _check_rules(_load_yaml(inv / "community/rules.yml", "community/rules.yml", problems), problems)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
 
 from instance_cli.answers import Answers, nest
 from instance_cli.plan import CONNECTIONS_NEEDED_EXPRESSION, STREAMING_DB_POOL, Plan
+
+if TYPE_CHECKING:
+    from instance_cli.cooperative import Membership
 
 MAX_LINE = 120  # the repository's yamllint line-length
 VAULT_PATH = "group_vars/all/vault.yml"
@@ -138,19 +140,24 @@ def context(answers: Answers, plan: Plan) -> dict[str, Any]:
     }
 
 
-def render_text(
-    answers: Answers, plan: Plan, own_keys: Collection[str] | None = None
-) -> dict[str, str]:
-    """Every file except the vault, as text. With own_keys (a member of the cooperative),
-    answers.yml keeps only the institution's own answers; the rest is the baseline's."""
+def render_text(answers: Answers, plan: Plan, member: Membership | None = None) -> dict[str, str]:
+    """Every file except the vault, as text. For a member of the cooperative, answers.yml keeps
+    only the institution's own answers (the rest is the baseline's), and the inventory gets the
+    shared blocklist and the other members' domains."""
     env = _env()
     ctx = context(answers, plan)
+    ctx["member"] = member
+    ctx["shared_blocklist"] = ""
+    if member is not None and member.blocklist is not None:
+        # From the playbooks, which live beside cooperative/ (playbooks/../cooperative/…), so the
+        # path holds wherever the inventory is copied to.
+        root = member.blocklist.resolve().parent.parent
+        relative = member.blocklist.resolve().relative_to(root).as_posix()
+        ctx["shared_blocklist"] = "{{ playbook_dir }}/../" + relative
     out: dict[str, str] = {}
-    kept = answers if own_keys is None else {k: v for k, v in answers.items() if k in own_keys}
+    kept = answers if member is None else {k: v for k, v in answers.items() if k in member.own_keys}
     out["answers.yml"] = fit_lines(
-        env.get_template("answers.yml.j2").render(
-            ctx, body=to_yaml(nest(kept)), member=own_keys is not None
-        )
+        env.get_template("answers.yml.j2").render(ctx, body=to_yaml(nest(kept)))
     )
     out["hosts.yml"] = fit_lines(env.get_template("hosts.yml.j2").render(ctx))
     out["group_vars/all/main.yml"] = fit_lines(env.get_template("main.yml.j2").render(ctx))

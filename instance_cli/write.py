@@ -6,10 +6,9 @@ import difflib
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -18,6 +17,9 @@ from instance_cli.answers import SECRET_ENV, Answers
 from instance_cli.errors import ExistsError, InstanceCliError, VaultError
 from instance_cli.plan import Plan, make_plan
 from instance_cli.render import FILES, VAULT_PATH, render_text
+
+if TYPE_CHECKING:
+    from instance_cli.cooperative import Membership
 
 
 @dataclass
@@ -152,7 +154,7 @@ def new_institution(
     dry_run: bool = False,
     vault_password_file: str | None = None,
     secret_answers: dict[str, str | None] | None = None,
-    own_keys: Collection[str] | None = None,
+    member: Membership | None = None,
 ) -> Result:
     plan, target, exists, pw_path, pw_source = preflight(
         answers, output_dir, force=force, vault_password_file=vault_password_file
@@ -173,7 +175,7 @@ def new_institution(
             f"{SECRET_ENV['sso.oidc.client_secret']} (or answer the hidden prompt)"
         )
     kept = [k for k in secrets.ALL_KEYS if k not in generated and existing and k in existing]
-    texts = render_text(answers, plan, own_keys)
+    texts = render_text(answers, plan, member)
     check_rendered(texts, plan)
     result = Result(target, plan, pw_path, pw_source, create_password, generated, kept)
 

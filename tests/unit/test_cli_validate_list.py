@@ -20,6 +20,8 @@ def inv(tmp_path: Path) -> Path:
     `state/`: a local demo run writes it there (git-ignored), and it is not committed."""
     target = tmp_path / "inventories" / "example"
     shutil.copytree(EXAMPLE_INVENTORY, target, ignore=shutil.ignore_patterns("state"))
+    # The example is a member of the cooperative: its file sits beside inventories/.
+    shutil.copytree(EXAMPLE_INVENTORY.parents[1] / "cooperative", tmp_path / "cooperative")
     return target
 
 

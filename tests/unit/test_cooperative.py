@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_testlib import COOPERATIVE, EXAMPLE_ANSWERS, EXAMPLE_PASS, REPO
+from cli_testlib import COOPERATIVE, EXAMPLE_ANSWERS, EXAMPLE_PASS, REPO, load_module
 
 from instance_cli import cooperative
 from instance_cli.errors import ValidationError
@@ -23,7 +23,9 @@ def repo(tmp_path: Path) -> Path:
     """A repository with the committed cooperative file and the example's own answers."""
     (tmp_path / "cooperative").mkdir()
     shutil.copy(COOPERATIVE, tmp_path / "cooperative" / "cooperative.yml")
+    shutil.copy(COOPERATIVE.parent / "blocklist.csv", tmp_path / "cooperative" / "blocklist.csv")
     (tmp_path / "inventories").mkdir()
+    (tmp_path / "playbooks").mkdir()
     return tmp_path
 
 
@@ -156,3 +158,117 @@ def test_diff_of_an_institution_that_is_not_a_member_is_refused(
     # Not a member: its answers.yml is complete, nothing is inherited.
     written = yaml.safe_load((repo / "inventories/example/answers.yml").read_text())
     assert written["retention"]["ip_days"] == 7 and "rules" in written
+
+
+# --- the shared blocklist ----------------------------------------------------------------------
+
+FILTERS = load_module(
+    "coop_settings_filters", REPO / "roles/instance_settings/filter_plugins/instance_settings.py"
+)
+HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+
+
+def second_member(run: Callable[..., Any], repo: Path, **changes: Any) -> None:
+    """A second institution of the same cooperative, with domains of its own."""
+    path = repo / "cooperative" / "cooperative.yml"
+    doc = yaml.safe_load(path.read_text())
+    doc["members"] = ["example", "second"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    own = yaml.safe_load(EXAMPLE_ANSWERS.read_text(encoding="utf-8"))
+    own["institution"] = {"name": "Second University", "short_name": "Second", "slug": "second"}
+    own["domains"] = {"local": "second-university.edu", "web": "social.second-university.edu"}
+    own["host"] = {**own["host"], "name": "second-1"}
+    own.update(changes)
+    answers = repo / "second-answers.yml"
+    answers.write_text(yaml.safe_dump(own, sort_keys=False), encoding="utf-8")
+    result = run(
+        "new", "--answers", str(answers), "--output-dir", str(repo / "inventories"),
+        "--vault-password-file", str(repo / "second.pass"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_a_member_applies_the_shared_blocklist_and_its_own_entry_wins(
+    run: Callable[..., Any], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert make(run, repo, write_answers(repo)).exit_code == 0
+    own = repo / "inventories/example/community/domain-blocks.csv"
+    own.write_text(HEADER + "loud.example,suspend,true,false,Our own decision,false\n")
+    main = main_vars(repo)
+    # Relative to ansible-playbook's playbook_dir, the repository's playbooks/.
+    relative = main["instance_settings_shared_blocklist"].replace("{{ playbook_dir }}/", "")
+    shared = repo / "playbooks" / relative
+    assert shared.resolve() == (repo / "cooperative/blocklist.csv").resolve()
+    monkeypatch.chdir(repo)
+    result = run("blocklist", "diff", "example", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [b["domain"] for b in doc["added"]] == ["spam-farm.example", "harassment.example"]
+    assert doc["own_wins"] == [{"domain": "loud.example", "own": "suspend", "shared": "silence"}]
+    # What Ansible applies: the same merge, read by the role's own filters.
+    blocks = FILTERS.parse_shared_blocklist(
+        shared.read_text(), str(shared), main["instance_settings_cooperative_domains"]
+    )
+    merged = FILTERS.merge_shared_blocks(blocks, FILTERS.parse_blocklist(own.read_text()))
+    assert {b["domain"]: b["severity"] for b in merged["blocks"]} == {
+        "harassment.example": "suspend", "loud.example": "suspend", "spam-farm.example": "suspend",
+    }  # fmt: skip
+    assert merged["own_wins"] == ["loud.example"]
+
+
+def test_members_know_each_other_and_allow_each_other_in_allow_list_mode(
+    run: Callable[..., Any], repo: Path
+) -> None:
+    assert make(run, repo, write_answers(repo)).exit_code == 0
+    second_member(run, repo, federation={"mode": "allowlist"})
+    text = (repo / "inventories/second/group_vars/all/main.yml").read_text(encoding="utf-8")
+    second = yaml.safe_load(text)
+    assert second["instance_settings_limited_federation_mode"] is True
+    domains = second["instance_settings_cooperative_domains"]
+    assert domains == ["social.example-university.edu", "example-university.edu"]
+    allows = FILTERS.cooperative_allows(
+        FILTERS.normalize_domain_allows(["partner.example", "example-university.edu"]), domains
+    )
+    assert [a["domain"] for a in allows] == [
+        "example-university.edu", "partner.example", "social.example-university.edu",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "example-university.edu,suspend,true,true,Looks odd,false",
+            "line 2: example-university.edu would block social.example-university.edu, a member",
+        ),
+        (
+            "edu,suspend,true,true,Every university,false",
+            "is not a domain",
+        ),
+        (
+            "university.edu.example-university.edu,silence,false,false,Below a member,false",
+            "would block example-university.edu, a member of the cooperative",
+        ),
+        ("quiet.example,silence,false,false,,false", "line 2: quiet.example: expected its reason"),
+        ("bad.example,obliterate,false,false,Why,false", "line 2: severity 'obliterate'"),
+        ("a.example,silence,false,false,Why,false,extra", "line 2: malformed line: 7 fields"),
+    ],
+    ids=[
+        "names-a-member",
+        "not-a-domain",
+        "below-a-member",
+        "no-reason",
+        "bad-severity",
+        "extra-field",
+    ],
+)
+def test_a_bad_shared_blocklist_line_is_refused_naming_file_and_line(
+    run: Callable[..., Any], repo: Path, monkeypatch: pytest.MonkeyPatch, line: str, expected: str
+) -> None:
+    assert make(run, repo, write_answers(repo)).exit_code == 0
+    shared = repo / "cooperative/blocklist.csv"
+    shared.write_text(HEADER + line + "\n")
+    monkeypatch.chdir(repo)
+    result = run("blocklist", "diff", "example")
+    assert result.exit_code == 1
+    assert expected in result.output and "cooperative/blocklist.csv" in result.output

@@ -227,9 +227,14 @@ def parse_blocklist(
     required); without a header the columns are taken in export order. Blank lines are
     skipped. Any other problem raises with the line number and the reason.
     """
+    return [block for _, block in _blocklist_rows(text, path, private_comment)]
+
+
+def _blocklist_rows(text: str, path: str, private_comment: str) -> list[tuple[int, dict[str, Any]]]:
+    """parse_blocklist's blocks, each with the line it came from."""
     lines = text.splitlines()
     columns: tuple[str, ...] = BLOCKLIST_COLUMNS
-    blocks: list[dict[str, Any]] = []
+    blocks: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -280,8 +285,63 @@ def parse_blocklist(
             except ValueError as exc:
                 raise _fail(path, number, f"{field}: {exc}") from None
         block["public_comment"] = row.get("#public_comment", "")
-        blocks.append(block)
+        blocks.append((number, block))
     return blocks
+
+
+def parse_shared_blocklist(
+    text: str,
+    path: str = "cooperative/blocklist.csv",
+    cooperative_domains: list[str] | None = None,
+    private_comment: str = "",
+) -> list[dict[str, Any]]:
+    """The cooperative's shared blocklist: Mastodon's import format, as parse_blocklist reads
+    it, where every entry gives its reason (#public_comment) and none may hit a member of the
+    cooperative (its domain, a domain above it, or one below it)."""
+    members = [normalize_domain(d) for d in cooperative_domains or []]
+    rows = _blocklist_rows(text, path, private_comment)
+    for number, block in rows:
+        domain = block["domain"]
+        if not block["public_comment"].strip():
+            raise _fail(path, number, f"{domain}: expected its reason in #public_comment")
+        for member in members:
+            if member == domain or member.endswith("." + domain) or domain.endswith("." + member):
+                raise _fail(
+                    path,
+                    number,
+                    f"{domain} would block {member}, a member of the cooperative; members are"
+                    " never blocked",
+                )
+    return [block for _, block in rows]
+
+
+def merge_shared_blocks(shared: list[dict[str, Any]], own: list[dict[str, Any]]) -> dict[str, Any]:
+    """The institution's own blocks and the shared ones it does not list itself: for a domain in
+    both, the institution's own entry wins. Returns the blocks and what the merge did."""
+    own_domains = {block["domain"] for block in own}
+    added = [block for block in shared if block["domain"] not in own_domains]
+    return {
+        "blocks": sorted([*own, *added], key=lambda block: block["domain"]),
+        "added": sorted(block["domain"] for block in added),
+        "own_wins": sorted(block["domain"] for block in shared if block["domain"] in own_domains),
+    }
+
+
+def cooperative_allows(
+    allows: list[dict[str, str]], cooperative_domains: Any
+) -> list[dict[str, str]]:
+    """Allow-list mode: the institution's allows and every other member of the cooperative."""
+    listed = {allow["domain"] for allow in allows}
+    extra = []
+    for index, value in enumerate(cooperative_domains or []):
+        try:
+            domain = normalize_domain(value)
+        except ValueError as exc:
+            raise _fail(f"instance_settings_cooperative_domains[{index}]", None, str(exc)) from None
+        if domain not in listed:
+            listed.add(domain)
+            extra.append({"domain": domain})
+    return sorted([*allows, *extra], key=lambda allow: allow["domain"])
 
 
 def _unseen_domain(value: Any, where: str, seen: set[str]) -> str:
@@ -463,6 +523,9 @@ class FilterModule:
             "instance_settings_blocklist": parse_blocklist,
             "instance_settings_domain_blocks": normalize_domain_blocks,
             "instance_settings_merge_blocks": merge_domain_blocks,
+            "instance_settings_shared_blocklist": parse_shared_blocklist,
+            "instance_settings_merge_shared_blocks": merge_shared_blocks,
+            "instance_settings_cooperative_allows": cooperative_allows,
             "instance_settings_domain_allows": normalize_domain_allows,
             "instance_settings_site_settings": validate_site_settings,
             "instance_settings_staff": validate_staff,

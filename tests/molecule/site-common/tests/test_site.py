@@ -230,6 +230,31 @@ def test_mastodon_role_owns_its_database(host: Any) -> None:
     assert out.stdout.strip() == "t|t|f|mastodon"
 
 
+def test_the_cooperatives_shared_blocklist_is_applied(host: Any) -> None:
+    """The example is a member: every entry of cooperative/blocklist.csv is a domain block on
+    its server, with the entry's reason and the role's private comment."""
+    lines = (REPO / "cooperative" / "blocklist.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    expected = sorted(
+        "|".join([row[header.index("#domain")], row[header.index("#severity")],
+                  row[header.index("#public_comment")]])
+        for row in (line.split(",") for line in lines[1:] if line.strip())
+    )  # fmt: skip
+    query = (
+        "SELECT domain || '|' || CASE severity WHEN 0 THEN 'silence' WHEN 1 THEN 'suspend'"
+        " ELSE 'noop' END || '|' || public_comment FROM domain_blocks"
+        " WHERE private_comment = 'From the cooperative''s shared blocklist (managed by Ansible)'"
+        " ORDER BY domain"
+    )
+    database = MAIN_VARS["postgresql_mastodon_database"]
+    out = host.run(
+        f"echo {shlex.quote(query)} | runuser -u postgres -- psql -XAt -d {shlex.quote(database)}"
+    )
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip().splitlines() == expected
+    assert len(expected) == 3
+
+
 def test_postgresql_socket_uses_peer_authentication(host: Any) -> None:
     # root is not the mastodon OS user: peer authentication must refuse it.
     out = host.run("psql -XAtc 'SELECT 1' -U mastodon mastodon_production")

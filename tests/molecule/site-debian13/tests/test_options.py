@@ -47,6 +47,7 @@ from test_site import (  # noqa: F401  (the site checks that hold under the opti
     test_scenario_groups_are_the_example_institutions_groups,
     test_static_file_carries_upstream_nginx_headers,
     test_streaming_websocket_through_nginx_receives_an_event_published_in_redis,
+    test_the_cooperatives_shared_blocklist_is_applied,
     test_tls_scan_shows_mozilla_intermediate_and_hsts,
 )
 
