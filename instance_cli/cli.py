@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from instance_cli import __version__, cooperative, vaultpass
+from instance_cli import __version__, cooperative, fleet, vaultpass
 from instance_cli.analytics.command import analytics
 from instance_cli.answers import (
     SECRET_ENV,
@@ -315,6 +315,69 @@ def blocklist_diff_cmd(
         click.echo(
             f"  = {own['domain']}  its own: {own['severity']} (shared: {shared['severity']})"
         )
+
+
+@cli.command("fleet", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.argument("job", type=click.Choice(list(fleet.JOBS)))
+@click.argument("ansible_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--only", multiple=True, metavar="SLUG", help="Run these members only (repeat).")
+@click.option("--parallel", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="How many institutions run side by side (upgrade: always one).")  # fmt: skip
+@click.option(
+    "--vault-password-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where each institution's own password file is, as <slug>.txt [default: "
+    "~/.config/instance-cli/vault-passwords].",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("fleet-logs"),
+    show_default=True,
+    help="One log per institution.",
+)
+@INVENTORIES_OPTION
+@COOPERATIVE_OPTION
+def fleet_cmd(
+    job: str,
+    ansible_args: tuple[str, ...],
+    only: tuple[str, ...],
+    parallel: int,
+    vault_password_dir: Path | None,
+    log_dir: Path,
+    inventories: Path,
+    cooperative_file: Path | None,
+) -> None:
+    """Run JOB (a playbook) for every member of the cooperative, or --only some, each with its
+    own inventory and vault password; extra ANSIBLE_ARGS (after --) go to every run. upgrade
+    rolls out canary-first: the first member alone, then the others one at a time, and the first
+    failure leaves the rest untouched."""
+    coop = cooperative.find(inventories, cooperative_file)
+    if coop is None:
+        raise InstanceCliError(
+            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
+            f"{inventories}/, or --cooperative FILE"
+        )
+    slugs = fleet.choose(coop, only, inventories)
+    passwords = fleet.password_files(slugs, vault_password_dir, inventories)
+    playbooks = inventories.resolve().parent / "playbooks"
+    order = "canary first, one at a time" if job in fleet.CANARY_FIRST else f"{parallel} at a time"
+    click.echo(f"fleet {job}: {', '.join(slugs)} ({order}); logs in {log_dir}/")
+
+    def done(outcome: fleet.Outcome) -> None:
+        click.echo(f"  {outcome.slug}: {outcome.status} in {outcome.seconds} s ({outcome.log})")
+
+    outcomes = fleet.run(
+        job, slugs, inventories=inventories, playbooks=playbooks, passwords=passwords,
+        log_dir=log_dir, parallel=parallel, extra=ansible_args, on_done=done,
+    )  # fmt: skip
+    for outcome in outcomes:
+        if outcome.status == "not run":
+            click.echo(f"  {outcome.slug}: not run (an earlier institution failed; untouched)")
+    failed = [o.slug for o in outcomes if o.status != "ok"]
+    if failed:
+        raise InstanceCliError(f"fleet {job}: {', '.join(failed)} did not succeed; see the logs")
+    click.echo(f"fleet {job}: all {len(outcomes)} succeeded")
 
 
 @cli.command("list", context_settings=CONTEXT)
