@@ -208,6 +208,29 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _cooperative(inventories: Path, cooperative_file: Path | None) -> cooperative.Cooperative:
+    coop = cooperative.find(inventories, cooperative_file)
+    if coop is None:
+        raise InstanceCliError(
+            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
+            f"{inventories}/, or --cooperative FILE"
+        )
+    return coop
+
+
+def _member(
+    institution: str, inventories: Path, cooperative_file: Path | None
+) -> tuple[cooperative.Cooperative, Path]:
+    """The cooperative and the inventory of one of its members; anything else is an error."""
+    coop = _cooperative(inventories, cooperative_file)
+    inv = resolve(institution, inventories)
+    if inv.name not in coop.members:
+        raise InstanceCliError(
+            f"{inv.name}: not a member of {coop.path} (members: {', '.join(coop.members)})"
+        )
+    return coop, inv
+
+
 @cli.command("diff", context_settings=CONTEXT)
 @click.argument("institution")
 @INVENTORIES_OPTION
@@ -218,17 +241,7 @@ def diff_cmd(
 ) -> None:
     """What INSTITUTION overrides of the cooperative's baseline, what it inherits, and what it
     answers on its own."""
-    coop = cooperative.find(inventories, cooperative_file)
-    if coop is None:
-        raise InstanceCliError(
-            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
-            f"{inventories}/, or --cooperative FILE"
-        )
-    inv = resolve(institution, inventories)
-    if inv.name not in coop.members:
-        raise InstanceCliError(
-            f"{inv.name}: not a member of {coop.path} (members: {', '.join(coop.members)})"
-        )
+    coop, inv = _member(institution, inventories, cooperative_file)
     source = inv / "answers.yml"
     rows = cooperative.diff(coop, load_raw_answers(source), str(source))
     if as_json:
@@ -276,17 +289,7 @@ def blocklist_diff_cmd(
 ) -> None:
     """What applying the shared blocklist to INSTITUTION changes: the blocks it adds, and the
     domains where the institution's own entry wins."""
-    coop = cooperative.find(inventories, cooperative_file)
-    if coop is None:
-        raise InstanceCliError(
-            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
-            f"{inventories}/, or --cooperative FILE"
-        )
-    inv = resolve(institution, inventories)
-    if inv.name not in coop.members:
-        raise InstanceCliError(
-            f"{inv.name}: not a member of {coop.path} (members: {', '.join(coop.members)})"
-        )
+    coop, inv = _member(institution, inventories, cooperative_file)
     result = cooperative.blocklist_diff(coop, inv)
     shown = _shown(coop.blocklist) if coop.blocklist else ""
     if as_json:
@@ -352,12 +355,7 @@ def fleet_cmd(
     own inventory and vault password; extra ANSIBLE_ARGS (after --) go to every run. upgrade
     rolls out canary-first: the first member alone, then the others one at a time, and the first
     failure leaves the rest untouched."""
-    coop = cooperative.find(inventories, cooperative_file)
-    if coop is None:
-        raise InstanceCliError(
-            f"no cooperative file: expected {cooperative.COOPERATIVE_FILE} beside "
-            f"{inventories}/, or --cooperative FILE"
-        )
+    coop = _cooperative(inventories, cooperative_file)
     slugs = fleet.choose(coop, only, inventories)
     passwords = fleet.password_files(slugs, vault_password_dir, inventories)
     playbooks = inventories.resolve().parent / "playbooks"
